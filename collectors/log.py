@@ -1,0 +1,83 @@
+"""The ``log`` collector: events as JSON lines in a size-rotated file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from logging.handlers import RotatingFileHandler
+from typing import ClassVar
+
+from marshmallow import Schema, fields, validate
+
+from tracker import metrics
+from tracker.event import Event
+from tracker.plugins import Collector
+
+log = logging.getLogger(__name__)
+
+
+class LogOptions(Schema):
+    """Options of the ``log`` collector."""
+
+    path = fields.String(required=True, validate=validate.Length(min=1))
+    max_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1024))
+    backup_count = fields.Integer(load_default=10, validate=validate.Range(min=0))
+
+
+class _RotatingFile(RotatingFileHandler):
+    """A rotating file whose write errors reach the caller instead of stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        raise  # noqa: PLE0704 - called from emit()'s except block, re-raises its error
+
+
+class LogCollector(Collector):
+    """Append each event as one JSON line to ``path``, rotating by size.
+
+    Each worker writes its own file: ``{pid}`` in ``path`` is replaced by the
+    worker's process id (rotation by several processes on one file would race).
+    Rotation keeps ``backup_count`` old files (``.1``, ``.2``...). Lines are
+    written without fsync: the file is an audit and replay source, not the
+    durable path.
+    """
+
+    options_schema: ClassVar = LogOptions
+
+    def __init__(self, name, options):
+        super().__init__(name, options)
+        self.handler: _RotatingFile | None = None
+
+    def open(self) -> None:
+        """Open this worker's file."""
+        path = self.options["path"].replace("{pid}", str(os.getpid()))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.handler = _RotatingFile(
+            path,
+            maxBytes=self.options["max_bytes"],
+            backupCount=self.options["backup_count"],
+            encoding="utf-8",
+        )
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def collect(self, event: Event) -> None:
+        """Write the event as one line."""
+        record = logging.makeLogRecord({"msg": event.to_json().decode(), "levelno": logging.INFO})
+        try:
+            self.handler.emit(record)
+        except Exception:
+            metrics.FAILED.labels(self.name, "write").inc()
+            log.exception("log collector %s could not write event %s", self.name, event.id)
+            return
+        metrics.COLLECTED.labels(self.name).inc()
+        metrics.DELIVERED.labels(self.name).inc()
+
+    def close(self, timeout: float) -> int:
+        """Close the file; every line is already written."""
+        if self.handler is not None:
+            self.handler.close()
+            self.handler = None
+        return 0
+
+    def healthy(self) -> bool:
+        """Return whether the file is open."""
+        return self.handler is not None

@@ -1,0 +1,72 @@
+"""gunicorn settings for the tracker; every knob has an environment variable.
+
+TRACKER_BIND           address to listen on            (127.0.0.1:8080)
+TRACKER_WORKERS        worker processes                (number of CPUs)
+TRACKER_WORKER_CLASS   meinheld | gthread              (meinheld)
+TRACKER_THREADS        threads per gthread worker      (4)
+TRACKER_CONFIG         tracker YAML config             (config/tracker.yaml)
+TRACKER_LOG_LEVEL      DEBUG | INFO | WARNING | ERROR  (INFO)
+TRACKER_ACCESS_LOG     "-" to log each request         (off: it costs throughput)
+TRACKER_CLOSE_TIMEOUT  seconds a worker may spend flushing collectors on exit (10)
+PROMETHEUS_MULTIPROC_DIR  where workers keep metric files (a fresh temp dir)
+"""
+
+import os
+import shutil
+import tempfile
+
+from tracker.logs import logconfig_dict as _logconfig_dict
+
+WORKER_CLASSES = {"meinheld": "tracker.workers.MeinheldWorker", "gthread": "gthread"}
+
+bind = os.environ.get("TRACKER_BIND", "127.0.0.1:8080")
+workers = int(os.environ.get("TRACKER_WORKERS") or os.cpu_count() or 1)
+worker_class = WORKER_CLASSES[os.environ.get("TRACKER_WORKER_CLASS", "meinheld")]
+threads = int(os.environ.get("TRACKER_THREADS", "4"))
+worker_connections = 2000
+wsgi_app = "tracker.wsgi:application"
+# Read and validate the config once, in the master, before binding the port.
+preload_app = True
+timeout = 30
+graceful_timeout = 25
+keepalive = 5
+limit_request_line = 8190
+limit_request_fields = 64
+limit_request_field_size = 8190
+accesslog = os.environ.get("TRACKER_ACCESS_LOG") or None
+logconfig_dict = _logconfig_dict(os.environ.get("TRACKER_LOG_LEVEL", "INFO"))
+proc_name = "tracker"
+
+CLOSE_TIMEOUT = float(os.environ.get("TRACKER_CLOSE_TIMEOUT", "10"))
+
+# Workers are separate processes: prometheus_client's multiprocess mode keeps
+# their counters in files that /metrics aggregates. It must be set before the
+# app (and so prometheus_client) is imported, which is why it is done here.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tracker-metrics-")
+
+
+def post_worker_init(worker):
+    """Open this worker's collectors: after the fork, never in the master."""
+    from tracker.wsgi import tracker
+
+    tracker.open()
+
+
+def worker_exit(server, worker):
+    """Flush and close this worker's collectors within TRACKER_CLOSE_TIMEOUT."""
+    from tracker.wsgi import tracker
+
+    lost = tracker.close(CLOSE_TIMEOUT)
+    if lost:
+        worker.log.error("worker %s exited with %d undelivered events", worker.pid, lost)
+
+
+def child_exit(server, worker):
+    """Let prometheus_client retire the dead worker's live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

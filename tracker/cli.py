@@ -1,0 +1,144 @@
+"""The ``tracker`` command: serve, check-config, setup, tail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from tracker.config import ConfigError, config_path, load_file
+
+EXIT_CONFIG = 2
+
+
+def gunicorn_conf() -> str:
+    """Locate ``config/gunicorn.conf.py``: ``TRACKER_GUNICORN_CONF``, cwd, then the source tree."""
+    explicit = os.environ.get("TRACKER_GUNICORN_CONF")
+    if explicit:
+        return explicit
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / "config" / "gunicorn.conf.py"
+        if candidate.is_file():
+            return str(candidate)
+    raise SystemExit("config/gunicorn.conf.py not found; set TRACKER_GUNICORN_CONF")
+
+
+def _load(path: str):
+    try:
+        return load_file(path)
+    except ConfigError as ex:
+        print(f"{path}: invalid config", file=sys.stderr)
+        for error in ex.errors:
+            print(f"  {error}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file the way ``serve`` does."""
+    config = _load(args.file)
+    print(
+        f"{args.file}: OK ({len(config.paths)} paths, {len(config.collectors)} collectors, "
+        f"{len(config.preprocessors)} preprocessors)"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Validate the config, then replace this process with gunicorn."""
+    overrides = {
+        "TRACKER_CONFIG": args.config,
+        "TRACKER_BIND": args.bind,
+        "TRACKER_WORKERS": args.workers and str(args.workers),
+        "TRACKER_WORKER_CLASS": args.worker_class,
+    }
+    os.environ.update({k: v for k, v in overrides.items() if v})
+    _load(config_path())
+    conf = gunicorn_conf()
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", conf])
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Create what the collectors need outside the process (Kafka topics...)."""
+    config = _load(args.config or config_path())
+    for name, plugin in config.collectors.items():
+        for line in plugin.create().setup(args.timeout):
+            print(f"{name}: {line}")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Print the events in a Kafka topic, one JSON document per line."""
+    from confluent_kafka import Consumer, KafkaError
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": f"tracker-tail-{os.getpid()}",
+            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([args.topic])
+    seen = 0
+    try:
+        while args.max is None or seen < args.max:
+            msg = consumer.poll(args.idle_timeout)
+            if msg is None:
+                break
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                print(f"error: {msg.error()}", file=sys.stderr)
+                return 1
+            print(json.dumps(json.loads(msg.value()), indent=args.indent))
+            seen += 1
+    finally:
+        consumer.close()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    top = argparse.ArgumentParser(prog="tracker", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run gunicorn with config/gunicorn.conf.py")
+    serve.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
+    serve.add_argument("--bind", help="address:port (TRACKER_BIND)")
+    serve.add_argument("--workers", type=int, help="worker processes (TRACKER_WORKERS)")
+    serve.add_argument("--worker-class", choices=("meinheld", "gthread"))
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    setup = sub.add_parser("setup", help="create Kafka topics and other collector resources")
+    setup.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
+    setup.add_argument("--timeout", type=float, default=30.0)
+    setup.set_defaults(func=cmd_setup)
+
+    tail = sub.add_parser("tail", help="print the events in a Kafka topic")
+    tail.add_argument("topic")
+    tail.add_argument(
+        "--bootstrap", default=os.environ.get("TRACKER_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after this many events")
+    tail.add_argument("--idle-timeout", type=float, default=5.0, help="stop after idle seconds")
+    tail.add_argument("--indent", type=int, default=None)
+    tail.set_defaults(func=cmd_tail)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``tracker`` command."""
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

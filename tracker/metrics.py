@@ -1,0 +1,54 @@
+"""Prometheus metrics shared by the core and the collectors.
+
+Under gunicorn each worker is its own process, so the counters use
+prometheus_client's multiprocess mode: ``config/gunicorn.conf.py`` sets
+``PROMETHEUS_MULTIPROC_DIR`` before anything imports this module, and
+``/metrics`` aggregates every worker's files. Without that variable (unit
+tests, ``tracker`` CLI) the counters are plain in-process ones.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+REQUESTS = Counter(
+    "tracker_requests_total", "Tracking requests by path and outcome", ["path", "outcome"]
+)
+REJECTED = Counter(
+    "tracker_rejected_total", "Rejected requests by path and reason", ["path", "reason"]
+)
+EVENTS = Counter("tracker_events_total", "Events handed to collectors", ["event_type"])
+DROPPED = Counter(
+    "tracker_events_dropped_total", "Events dropped by a preprocessor", ["preprocessor"]
+)
+COLLECTED = Counter(
+    "tracker_collector_events_total", "Events accepted by a collector", ["collector"]
+)
+DELIVERED = Counter(
+    "tracker_collector_delivered_total", "Events confirmed delivered by a collector", ["collector"]
+)
+FAILED = Counter(
+    "tracker_collector_failures_total",
+    "Events a collector failed to take or deliver, by reason",
+    ["collector", "reason"],
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """Render every metric of this process, or of all workers under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = DEFAULT_REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Built-in preprocessors, registered as entry points like any plugin."""

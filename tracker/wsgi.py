@@ -1,0 +1,22 @@
+"""The WSGI entry point for gunicorn: ``tracker.wsgi:application``.
+
+Importing this module reads and validates the config named by
+``TRACKER_CONFIG`` and builds the app with its plugins created but not opened.
+gunicorn imports it once in the master (``preload_app``); each worker opens the
+plugins after the fork (see ``config/gunicorn.conf.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tracker.app import Tracker
+from tracker.config import ConfigError, config_path, load_file
+
+try:
+    tracker = Tracker(load_file(config_path()))
+except ConfigError as _ex:
+    print(f"{config_path()}: {_ex}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+application = tracker.wsgi
