@@ -60,7 +60,9 @@ class KafkaOptions(Schema):
     bootstrap_servers = fields.String(required=True, validate=validate.Length(min=1))
     topic = fields.String(required=True, validate=validate.Length(min=1, max=249))
     key = fields.String(load_default="id", validate=_check_key)
-    events = fields.Dict(keys=fields.String(), values=fields.Nested(EventRouting), load_default=dict)
+    events = fields.Dict(
+        keys=fields.String(), values=fields.Nested(EventRouting), load_default=dict
+    )
     producer = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     topics = fields.Nested(TopicSettings, load_default=lambda: TopicSettings().load({}))
     poll_interval = fields.Float(load_default=0.1, validate=validate.Range(min=0.001, max=5))

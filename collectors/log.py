@@ -27,8 +27,9 @@ class LogOptions(Schema):
 class _RotatingFile(RotatingFileHandler):
     """A rotating file whose write errors reach the caller instead of stderr."""
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
-        raise  # noqa: PLE0704 - called from emit()'s except block, re-raises its error
+    def handleError(self, record: logging.LogRecord) -> None:
+        # Called from emit()'s except block: a bare raise re-raises the write error.
+        raise
 
 
 class LogCollector(Collector):

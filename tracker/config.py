@@ -213,7 +213,9 @@ class ResponseSchema(Schema):
 class PathSchema(Schema):
     """A tracking path; ``fields`` are checked one by one by :class:`FieldSchema`."""
 
-    route = fields.String(required=True, validate=validate.Regexp(r"^/", error="Must start with /."))
+    route = fields.String(
+        required=True, validate=validate.Regexp(r"^/", error="Must start with /.")
+    )
     methods = fields.List(
         fields.String(validate=validate.OneOf(METHODS)),
         load_default=["GET"],
@@ -287,19 +289,21 @@ def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([f"<root>: must be a mapping (found: {raw!r})"])
     data = _expand_env(raw, environ, (), errors)
-    top = _load(RootSchema(), data, (), errors)
-    if top is None:
-        raise ConfigError(errors)
+    # Go on after a top-level error, with what did load, so that one run reports
+    # every problem in the file.
+    top, _ = _load_partial(RootSchema(), data, (), errors)
+    top.setdefault("collectors", {})
+    top.setdefault("preprocessors", {})
     collectors = _plugins(top["collectors"], "collectors", COLLECTOR_GROUP, Collector, errors)
     preprocessors = _plugins(
         top["preprocessors"], "preprocessors", PREPROCESSOR_GROUP, Preprocessor, errors
     )
-    server_options = dict(top["server"])
+    server_options = dict(top.get("server") or {})
     server_options["trusted_proxies"] = tuple(server_options.get("trusted_proxies", ()))
     server = ServerConfig(**server_options)
     paths: dict[str, PathConfig] = {}
     routes: dict[str, str] = {}
-    for name, block in top["paths"].items():
+    for name, block in (top.get("paths") or {}).items():
         path = _path(name, block, server, top, errors)
         if path is None:
             continue
@@ -321,6 +325,15 @@ def _load(schema: Schema, data: Any, prefix: tuple, errors: list[str]) -> dict |
     except ValidationError as ex:
         errors.extend(_format(prefix, ex.messages, data))
         return None
+
+
+def _load_partial(schema: Schema, data: Any, prefix: tuple, errors: list[str]) -> tuple[dict, bool]:
+    """Like :func:`_load`, but return the keys that did load even on error."""
+    try:
+        return schema.load(data if data is not None else {}), True
+    except ValidationError as ex:
+        errors.extend(_format(prefix, ex.messages, data))
+        return (ex.valid_data if isinstance(ex.valid_data, dict) else {}), False
 
 
 def _format(prefix: tuple, messages: Any, data: Any) -> Iterator[str]:
@@ -353,12 +366,11 @@ _MISSING = object()
 
 def _lookup(data: Any, key_path: tuple) -> Any:
     for key in key_path:
-        if isinstance(data, dict) and key in data:
-            data = data[key]
-        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
-            data = data[key]
-        else:
+        in_dict = isinstance(data, dict) and key in data
+        in_list = isinstance(data, list) and isinstance(key, int) and key < len(data)
+        if not (in_dict or in_list):
             return _MISSING
+        data = data[key]
     return data
 
 
@@ -420,44 +432,17 @@ def _path(
     where = f"paths.{name}"
     if not NAME.match(name):
         errors.append(f"{where}: name must match {NAME.pattern} (found: {name!r})")
-    loaded = _load(PathSchema(), block, ("paths", name), errors)
-    if loaded is None:
-        return None
+    loaded, ok = _load_partial(PathSchema(), block, ("paths", name), errors)
     field_configs: list[FieldConfig] = []
-    for field_name, spec in loaded["inputs"].items():
+    for field_name, spec in loaded.get("inputs", {}).items():
         field = _field(field_name, spec, server, f"{where}.fields", errors)
         if field is not None:
             field_configs.append(field)
-    by_name = {f.name: f for f in field_configs}
-    declared = set(loaded["inputs"])
-    for dim, ref in loaded["dimensions"]:
-        if ref not in declared:
-            errors.append(f"{where}.dimensions.{dim}: unknown field {ref!r}")
-    for metric, ref in loaded["metrics"]:
-        if isinstance(ref, str) and ref not in declared:
-            errors.append(f"{where}.metrics.{metric}: unknown field {ref!r}")
-        elif isinstance(ref, str) and ref in by_name and by_name[ref].type not in NUMERIC_TYPES:
-            errors.append(
-                f"{where}.metrics.{metric}: field {ref!r} is a {by_name[ref].type}, "
-                f"a metric needs one of {', '.join(sorted(NUMERIC_TYPES))}"
-            )
-    for section in ("preprocessors", "collectors"):
-        for i, ref in enumerate(loaded[section]):
-            if ref not in top[section]:
-                errors.append(f"{where}.{section}.{i}: no {section[:-1]} named {ref!r}")
-    params = ROUTE_PARAM.findall(loaded["route"])
-    path_keys = {f.key for f in field_configs if "path" in f.sources}
-    for param in params:
-        if param not in path_keys:
-            errors.append(
-                f"{where}.route: route parameter {{{param}}} has no field with source 'path'"
-            )
-    for field in field_configs:
-        if "path" in field.sources and field.key not in params:
-            errors.append(
-                f"{where}.fields.{field.name}.source: route {loaded['route']!r} has no "
-                f"parameter {{{field.key}}}"
-            )
+    _check_references(where, loaded, field_configs, top, errors)
+    if "route" in loaded:
+        _check_route_params(where, loaded["route"], field_configs, errors)
+    if not ok:
+        return None
     return PathConfig(
         name=name,
         route=loaded["route"],
@@ -473,12 +458,56 @@ def _path(
     )
 
 
+def _check_references(
+    where: str, loaded: dict, field_configs: list[FieldConfig], top: dict, errors: list[str]
+) -> None:
+    """Dimensions and metrics name declared fields; plugins name configured blocks."""
+    by_name = {f.name: f for f in field_configs}
+    declared = set(loaded.get("inputs", ()))
+    for dim, ref in loaded.get("dimensions", ()):
+        if ref not in declared:
+            errors.append(f"{where}.dimensions.{dim}: unknown field {ref!r}")
+    for metric, ref in loaded.get("metrics", ()):
+        if not isinstance(ref, str):
+            continue
+        if ref not in declared:
+            errors.append(f"{where}.metrics.{metric}: unknown field {ref!r}")
+        elif ref in by_name and by_name[ref].type not in NUMERIC_TYPES:
+            errors.append(
+                f"{where}.metrics.{metric}: field {ref!r} is a {by_name[ref].type}, "
+                f"a metric needs one of {', '.join(sorted(NUMERIC_TYPES))}"
+            )
+    for section in ("preprocessors", "collectors"):
+        for i, ref in enumerate(loaded.get(section, ())):
+            if ref not in top[section]:
+                errors.append(f"{where}.{section}.{i}: no {section[:-1]} named {ref!r}")
+
+
+def _check_route_params(
+    where: str, route: str, field_configs: list[FieldConfig], errors: list[str]
+) -> None:
+    """Every ``{param}`` of the route feeds a ``path`` field, and the reverse."""
+    params = ROUTE_PARAM.findall(route)
+    path_keys = {f.key for f in field_configs if "path" in f.sources}
+    for param in params:
+        if param not in path_keys:
+            errors.append(
+                f"{where}.route: route parameter {{{param}}} has no field with source 'path'"
+            )
+    for field in field_configs:
+        if "path" in field.sources and field.key not in params:
+            errors.append(
+                f"{where}.fields.{field.name}.source: route {route!r} has no "
+                f"parameter {{{field.key}}}"
+            )
+
+
 def _field(
     name: str, spec: Any, server: ServerConfig, prefix: str, errors: list[str]
 ) -> FieldConfig | None:
     if not NAME.match(name):
         errors.append(f"{prefix}.{name}: name must match {NAME.pattern} (found: {name!r})")
-    loaded = _load(FieldSchema(), spec, tuple(prefix.split(".")) + (name,), errors)
+    loaded = _load(FieldSchema(), spec, (*prefix.split("."), name), errors)
     if loaded is None:
         return None
     max_length = loaded.get("max_length")

@@ -72,6 +72,6 @@ class Event:
 
 def format_timestamp(epoch: float) -> str:
     """Format epoch seconds as RFC 3339 UTC with millisecond precision."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )

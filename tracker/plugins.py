@@ -142,7 +142,8 @@ def load_plugin(group: str, type_name: str, base: type[Plugin]) -> type[Plugin]:
         raise PluginLoadError(f"plugin {type_name!r} ({origin}) failed to load: {ex}") from ex
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginLoadError(
-            f"plugin {type_name!r} ({origin}) is not a subclass of {base.__module__}.{base.__name__}"
+            f"plugin {type_name!r} ({origin}) is not a subclass of "
+            f"{base.__module__}.{base.__name__}"
         )
     return cls
 

@@ -256,15 +256,16 @@ format_storage() {
 # Wait until broker $1 answers on $2; if $3 >= 0 also require the "started"
 # line in server.log past byte offset $3. 0 = ready, 1 = timeout, 2 = died.
 wait_ready() {
-  local pid=$1 port=$2 offset=$3 deadline=$((SECONDS + KAFKA_STARTUP_TIMEOUT)) started=0
+  local pid=$1 port=$2 offset=$3 deadline=$((SECONDS + KAFKA_STARTUP_TIMEOUT)) started=0 n
   while :; do
     pid_is_ours "$pid" || return 2
     if (( offset < 0 )); then
       started=1
     elif (( ! started )) && [[ -f $SERVER_LOG ]]; then
       if (( $(stat -c %s "$SERVER_LOG") < offset )); then offset=0; fi # rolled over
-      # (process substitution: tail's SIGPIPE must not fail this under pipefail)
-      grep -q 'Kafka Server started' < <(tail -c +$((offset + 1)) "$SERVER_LOG") && started=1
+      # grep -c (not -q) reads all input, so tail never dies of SIGPIPE.
+      n=$(tail -c +$((offset + 1)) "$SERVER_LOG" | grep -c 'Kafka Server started') || true
+      (( ${n:-0} > 0 )) && started=1
     fi
     if (( started )) && kafka_answers "$port"; then return 0; fi
     (( SECONDS < deadline )) || return 1
@@ -325,6 +326,7 @@ cmd_up() {
     2) show_log_tail; rm -f "$PIDFILE"; die "broker exited during startup" ;;
     *) show_log_tail
        kill -KILL "$pid" 2>/dev/null || true
+       wait_gone "$pid" 10 || true
        rm -f "$PIDFILE"
        die "broker did not answer on $HOST:$KAFKA_PORT within ${KAFKA_STARTUP_TIMEOUT}s; killed it" ;;
   esac
