@@ -1,0 +1,58 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export TRACKER_BIND ?= 127.0.0.1:8080
+
+.PHONY: install run serve test unit integration lint kafka-up kafka-down kafka-status helm-lint clean
+
+# meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
+# greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
+$(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt 'greenlet>=3'
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps meinheld==1.0.2
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(INSTALLED)
+
+kafka-up:
+	bash scripts/kafka/kafka.sh up
+
+kafka-down:
+	bash scripts/kafka/kafka.sh down
+
+kafka-status:
+	bash scripts/kafka/kafka.sh status
+
+# Start Kafka if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
+run: install kafka-up
+	$(BIN)/tracker check-config $${TRACKER_CONFIG:-config/tracker.yaml}
+	$(BIN)/tracker setup
+	$(BIN)/tracker serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: install
+	$(BIN)/python -m pytest -q tests --ignore=tests/integration
+
+# The integration tests start and stop their own broker (port 19092, var/kafka-test).
+integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+helm-lint:
+	bash scripts/helm.sh
+
+# The whole suite: lint, unit, integration (real Kafka, real gunicorn), Helm chart.
+test: lint helm-lint
+	$(BIN)/python -m pytest -q -ra tests
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
