@@ -1,0 +1,26 @@
+-- wrk script: a realistic mix of impression pixels (GET) and conversions (POST),
+-- each with its own ids, so the tracker does the full work for every request.
+local counter = 0
+local campaigns = {"c-1", "c-2", "c-3", "summer-sale"}
+
+request = function()
+  counter = counter + 1
+  local cid = campaigns[(counter % #campaigns) + 1]
+  if counter % 10 == 0 then
+    local body = string.format('{"cid":"%s","order":"o-%d","value":"19.99","currency":"EUR"}', cid, counter)
+    return wrk.format("POST", "/conv", {["Content-Type"] = "application/json"}, body)
+  end
+  local path = string.format("/imp?cid=%s&crid=cr-%d&iid=imp-%d&aid=a-%d&cost=0.00%d&cb=%d",
+    cid, counter % 7, counter, counter, counter % 9 + 1, counter)
+  return wrk.format("GET", path)
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "RESULT requests=%d duration_s=%.1f rps=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f errors=%d non2xx=%d\n",
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
