@@ -47,8 +47,10 @@ unit: install
 integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
-helm-lint:
-	bash scripts/helm.sh
+# Installs helm from the Go module proxy into var/bin once, then lints and renders
+# the chart; the venv's Python also validates the rendered tracker config.
+helm-lint: install
+	PYTHON=$(BIN)/python bash scripts/helm.sh
 
 # The whole suite: lint, unit, integration (real Kafka, real gunicorn), Helm chart.
 test: lint helm-lint

@@ -1,0 +1,57 @@
+# The tracker image: `docker build -t tracker .`, then
+#   docker run --rm -p 8080:8080 -e TRACKER_KAFKA_BOOTSTRAP=broker:9092 tracker
+# It runs as uid 10001 and writes only to /tmp, $PROMETHEUS_MULTIPROC_DIR and
+# $TRACKER_LOG_DIR, so it also runs with a read-only root filesystem
+# (docker run --read-only --tmpfs /tmp --tmpfs /var/lib/tracker ..., or the Helm chart).
+
+# Both stages use the same Python, so the venv's interpreter links stay valid.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- builder: compiles meinheld (no wheel for 3.11) and fills /opt/venv -----------
+FROM ${PYTHON_IMAGE} AS builder
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv
+WORKDIR /src
+# Dependencies first, so that a source change does not rebuild meinheld.
+# meinheld's metadata pins greenlet<0.5, which does not build on 3.11: install
+# greenlet>=3 first, then meinheld without its dependencies.
+COPY constraints.txt ./
+RUN pip install -c constraints.txt 'greenlet>=3' \
+    && pip install -c constraints.txt --no-deps meinheld==1.0.2
+COPY pyproject.toml setup.cfg setup.py README.md* ./
+COPY tracker ./tracker
+COPY collectors ./collectors
+RUN pip install -c constraints.txt . \
+    && tracker --help > /dev/null
+
+# --- runtime -----------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 tracker \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin tracker \
+    && mkdir -p /var/lib/tracker/log \
+    && chown -R 10001:10001 /var/lib/tracker
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY config ./config
+# The .pyc files were compiled at install time; none are written at run time.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TRACKER_BIND=0.0.0.0:8080 \
+    TRACKER_GUNICORN_CONF=/app/config/gunicorn.conf.py \
+    TRACKER_CONFIG=/app/config/tracker.yaml \
+    TRACKER_LOG_DIR=/var/lib/tracker/log \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+USER 10001:10001
+EXPOSE 8080
+# For plain Docker; Kubernetes ignores it and uses the chart's probes.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+ENTRYPOINT ["tracker"]
+CMD ["serve"]
