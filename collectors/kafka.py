@@ -1,15 +1,23 @@
-"""The ``kafka`` collector: one confluent-kafka producer per worker.
+"""The ``kafka`` collector: one confluent-kafka producer per worker, backed by a spool.
 
 The producer is created in :meth:`KafkaCollector.open`, after gunicorn forks
 the worker (librdkafka's threads do not survive a fork). ``collect`` only
 enqueues: ``produce`` plus a non-blocking ``poll(0)``; a background thread
 serves delivery reports, so a request never waits on the broker.
+
+Nothing accepted is dropped: an event the producer cannot take (queue full,
+broker down) or fails to deliver goes to the collector's durable spool
+(:mod:`tracker.spool`), and the background thread replays the spool, oldest
+first, once the broker answers again. While the broker is down, new events go
+straight to the spool, so the producer's memory stays bounded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -19,17 +27,20 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from tracker import metrics
 from tracker.event import Event
 from tracker.plugins import Collector
+from tracker.spool import Segment, Spool
 
 log = logging.getLogger(__name__)
 
-#: Producer settings that favour no loss and no duplicates; config overrides them.
+#: Producer settings that favour no loss, no duplicates and bounded memory;
+#: the config's ``producer`` block overrides them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,
     "compression.type": "lz4",
-    "queue.buffering.max.messages": 100_000,
-    "queue.buffering.max.kbytes": 65_536,
+    "queue.buffering.max.messages": 50_000,
+    "queue.buffering.max.kbytes": 32_768,
+    "message.timeout.ms": 60_000,
 }
 
 
@@ -54,6 +65,15 @@ class TopicSettings(Schema):
     config = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
 
 
+class SpoolSettings(Schema):
+    """Where and how much the collector spools."""
+
+    directory = fields.String(required=True, validate=validate.Length(min=1))
+    max_bytes = fields.Integer(load_default=1 << 30, validate=validate.Range(min=1 << 20))
+    segment_bytes = fields.Integer(load_default=16 << 20, validate=validate.Range(min=64 << 10))
+    sync_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
+
+
 class KafkaOptions(Schema):
     """Options of the ``kafka`` collector."""
 
@@ -65,12 +85,44 @@ class KafkaOptions(Schema):
     )
     producer = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     topics = fields.Nested(TopicSettings, load_default=lambda: TopicSettings().load({}))
+    spool = fields.Nested(SpoolSettings, required=True)
     poll_interval = fields.Float(load_default=0.1, validate=validate.Range(min=0.001, max=5))
+    probe_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=60))
 
     @validates("producer")
     def _no_bootstrap(self, value: dict, **kwargs: Any) -> None:
         if "bootstrap.servers" in value:
             raise ValidationError("Set bootstrap_servers, not producer.bootstrap.servers.")
+
+
+class _Ack:
+    """Waits for the delivery report of one durable event."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self.error = err
+        self.done.set()
+
+
+class _Batch:
+    """Delivery reports of one replayed segment."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.acked = 0
+        self.failed = 0
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self.acked += 1
+        else:
+            self.failed += 1
+
+    def settled(self) -> bool:
+        return self.acked + self.failed >= self.sent
 
 
 class KafkaCollector(Collector):
@@ -85,13 +137,17 @@ class KafkaCollector(Collector):
 
     def __init__(self, name, options):
         super().__init__(name, options)
-        default = (options["topic"], options["key"])
         self.routing = {t: (r["topic"], r["key"]) for t, r in options["events"].items()}
-        self.default_routing = default
+        self.default_routing = (options["topic"], options["key"])
+        spool = options["spool"]
+        self.spool = Spool(spool["directory"], spool["max_bytes"], spool["segment_bytes"])
         self.producer: Producer | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._brokers_down = False
+        self._up = True
+        self.lost = 0
+
+    # --- set-up ------------------------------------------------------------------
 
     def producer_config(self) -> dict[str, Any]:
         """Return the librdkafka settings: defaults, then the config's ``producer``."""
@@ -110,23 +166,20 @@ class KafkaCollector(Collector):
         admin = AdminClient({"bootstrap.servers": self.options["bootstrap_servers"]})
         existing = set(admin.list_topics(timeout=timeout).topics)
         settings = self.options["topics"]
-        wanted = sorted(self.topics() - existing)
         report = [f"topic {t} exists" for t in sorted(self.topics() & existing)]
+        wanted = sorted(self.topics() - existing)
         if not wanted:
             return report
-        futures = admin.create_topics(
-            [
-                NewTopic(
-                    t,
-                    num_partitions=settings["partitions"],
-                    replication_factor=settings["replication_factor"],
-                    config=settings["config"],
-                )
-                for t in wanted
-            ],
-            operation_timeout=timeout,
-            request_timeout=timeout,
-        )
+        new = [
+            NewTopic(
+                t,
+                num_partitions=settings["partitions"],
+                replication_factor=settings["replication_factor"],
+                config=settings["config"],
+            )
+            for t in wanted
+        ]
+        futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
         for topic, future in futures.items():
             try:
                 future.result(timeout)
@@ -138,41 +191,59 @@ class KafkaCollector(Collector):
         return report
 
     def open(self) -> None:
-        """Create this worker's producer and its delivery-report thread."""
-        config = {**self.producer_config(), "error_cb": self._on_error}
-        self.producer = Producer(config)
+        """Open the spool, create this worker's producer and its background thread."""
+        self.spool.open()
+        self.producer = Producer({**self.producer_config(), "error_cb": self._on_error})
         self._stop.clear()
+        self._set_up(True)
         self._poller = threading.Thread(
-            target=self._poll_loop, name=f"kafka-poll-{self.name}", daemon=True
+            target=self._background, name=f"kafka-{self.name}", daemon=True
         )
         self._poller.start()
 
-    def _poll_loop(self) -> None:
-        interval = self.options["poll_interval"]
-        while not self._stop.is_set():
-            self.producer.poll(interval)
+    # --- the request path ------------------------------------------------------------
 
     def collect(self, event: Event) -> None:
-        """Enqueue the event; never waits for the broker."""
+        """Enqueue the event, or spool it if the producer cannot take it."""
+        value = event.to_json()
+        if not self._up:
+            self._to_spool(value, "broker_down")
+        elif not self._produce(event, value, self._on_delivery):
+            self._to_spool(value, "queue_full")
+
+    def deliver(self, event: Event, timeout: float) -> bool:
+        """Wait for Kafka's acknowledgement; if it does not come, spool with fsync."""
+        value = event.to_json()
+        ack = _Ack()
+        if (
+            self._up
+            and self._produce(event, value, self._counted(ack))
+            and ack.done.wait(timeout)
+            and ack.error is None
+        ):
+            return True
+        # A late acknowledgement after this makes a duplicate, with the same event id.
+        return self._to_spool(value, "durable", sync=True)
+
+    def _produce(self, event: Event, value: bytes, callback: Any) -> bool:
         topic, key_spec = self.routing.get(event.type, self.default_routing)
         try:
             self.producer.produce(
                 topic,
-                value=event.to_json(),
+                value=value,
                 key=self._key(event, key_spec),
                 timestamp=int(event.received_at * 1000),
-                on_delivery=self._on_delivery,
+                on_delivery=callback,
             )
         except BufferError:
-            metrics.FAILED.labels(self.name, "queue_full").inc()
-            log.error("kafka collector %s: local queue full, event %s lost", self.name, event.id)
-            return
+            return False
         except KafkaException as ex:
             metrics.FAILED.labels(self.name, "produce").inc()
             log.error("kafka collector %s: produce failed for %s: %s", self.name, event.id, ex)
-            return
+            return False
         metrics.COLLECTED.labels(self.name).inc()
         self.producer.poll(0)
+        return True
 
     @staticmethod
     def _key(event: Event, spec: str) -> bytes | None:
@@ -184,37 +255,169 @@ class KafkaCollector(Collector):
         value = getattr(event, section).get(name)
         return None if value is None else str(value).encode()
 
+    def _to_spool(self, value: bytes, reason: str, sync: bool = False) -> bool:
+        try:
+            written = self.spool.append(value, sync=sync)
+        except OSError as ex:
+            self.lost += 1
+            metrics.FAILED.labels(self.name, "spool_error").inc()
+            log.error("kafka collector %s: spool write failed, event lost: %s", self.name, ex)
+            return False
+        if written:
+            metrics.SPOOLED.labels(self.name, reason).inc()
+            return True
+        self.lost += 1
+        metrics.FAILED.labels(self.name, "spool_full").inc()
+        log.error(
+            "kafka collector %s: spool full (%d bytes), event lost", self.name, self.spool.max_bytes
+        )
+        return False
+
+    # --- delivery reports (served by the background thread) --------------------------
+
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
-            self._brokers_down = False
-            metrics.DELIVERED.labels(self.name).inc()
+            self._delivered()
             return
+        self._failed(err, msg.topic())
+        self._to_spool(msg.value(), "delivery_failed")
+
+    def _counted(self, ack: _Ack) -> Any:
+        def callback(err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                self._delivered()
+            else:
+                self._failed(err, msg.topic())
+            ack(err, msg)
+
+        return callback
+
+    def _delivered(self) -> None:
+        metrics.DELIVERED.labels(self.name).inc()
+        if not self._up:
+            self._set_up(True)
+
+    def _failed(self, err: KafkaError, topic: str) -> None:
         metrics.FAILED.labels(self.name, "delivery").inc()
-        log.error("kafka collector %s: delivery to %s failed: %s", self.name, msg.topic(), err)
+        log.warning("kafka collector %s: delivery to %s failed: %s", self.name, topic, err)
+        self._set_up(False)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._brokers_down = True
+            self._set_up(False)
         log.warning("kafka collector %s: %s", self.name, err)
+
+    def _set_up(self, up: bool) -> None:
+        if up != self._up:
+            state = "up" if up else "down, spooling"
+            log.warning("kafka collector %s: broker %s", self.name, state)
+        self._up = up
+        metrics.SINK_UP.labels(self.name).set(1 if up else 0)
+
+    # --- the background thread ------------------------------------------------------------
+
+    def _background(self) -> None:
+        interval = self.options["poll_interval"]
+        sync_every = self.options["spool"]["sync_interval"]
+        next_sync = next_probe = 0.0
+        while not self._stop.is_set():
+            self.producer.poll(interval)
+            now = time.monotonic()
+            if now >= next_sync:
+                self.spool.sync()
+                metrics.SPOOL_BYTES.labels(self.name).set(self.spool.size())
+                next_sync = now + sync_every
+            if not self._up:
+                if now >= next_probe:
+                    self._probe()
+                    next_probe = now + self.options["probe_interval"]
+            elif self.spool.active_records() or self.spool.pending():
+                self._replay_one()
+
+    def _probe(self) -> None:
+        try:
+            self.producer.list_topics(timeout=1.0)
+        except KafkaException:
+            return
+        self._set_up(True)
+
+    def _replay_one(self) -> None:
+        """Replay the oldest unowned segment; delete it once every record is acknowledged."""
+        if self.spool.active_records():
+            self.spool.seal()
+        segment = self.spool.claim()
+        if segment is None:
+            return
+        batch = _Batch()
+        complete = self._send_segment(segment, batch)
+        deadline = time.monotonic() + self.producer_config()["message.timeout.ms"] / 1000
+        while not batch.settled() and time.monotonic() < deadline:
+            self.producer.poll(0.1)
+        if complete and batch.settled() and batch.failed == 0:
+            self.spool.forget(segment)
+            metrics.REPLAYED.labels(self.name).inc(batch.acked)
+            log.info(
+                "kafka collector %s: replayed %d events from %s",
+                self.name,
+                batch.acked,
+                segment.path.name,
+            )
+        else:
+            segment.release()
+            self._set_up(False)
+
+    def _send_segment(self, segment: Segment, batch: _Batch) -> bool:
+        for payload in segment.records():
+            try:
+                event = Event.from_dict(json.loads(payload))
+            except (ValueError, KeyError, TypeError):
+                metrics.FAILED.labels(self.name, "corrupt_spool_record").inc()
+                continue
+            while not self._produce(event, payload, batch):
+                if self._stop.is_set() or not self._up:
+                    return False
+                self.producer.poll(0.1)
+            batch.sent += 1
+            if self._stop.is_set() or not self._up:
+                return False
+        return True
+
+    # --- shutdown and health ----------------------------------------------------------------
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding deliveries; return how many are still pending."""
         return 0 if self.producer is None else self.producer.flush(timeout)
 
     def close(self, timeout: float) -> int:
-        """Stop the poller and flush; return how many events were not delivered."""
+        """Flush within ``timeout``, spool whatever is still pending, close the spool.
+
+        Returns:
+            The number of events neither delivered nor spooled (lost).
+        """
         if self.producer is None:
             return 0
         self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=1.0)
-        pending = self.producer.flush(timeout)
+            self._poller.join(timeout=max(1.0, timeout / 2))
+        lost_before = self.lost
+        pending = self.producer.flush(timeout / 2 if self._up else 0)
         if pending:
-            metrics.FAILED.labels(self.name, "shutdown").inc(pending)
-            log.error("kafka collector %s: %d events undelivered at shutdown", self.name, pending)
+            # Their delivery reports (purged) run _on_delivery, which spools them.
+            self.producer.purge(in_queue=True, in_flight=True)
+            self.producer.flush(0)
+            log.warning("kafka collector %s: spooled %d events at shutdown", self.name, pending)
+        self.spool.close()
         self.producer = None
-        return pending
+        return self.lost - lost_before
 
     def healthy(self) -> bool:
-        """Return ``False`` while librdkafka reports every broker down."""
-        return self.producer is not None and not self._brokers_down
+        """Return whether events can be taken: the broker is up or the spool has room."""
+        return self.producer is not None and (self._up or self.spool.has_room(64 << 10))
+
+    def status(self) -> str:
+        """Describe the broker and spool state for ``/readyz``."""
+        if self.producer is None:
+            return "not open"
+        spooled = self.spool.size()
+        state = "broker up" if self._up else "broker down, spooling"
+        return f"{state}; spool {spooled} of {self.spool.max_bytes} bytes"

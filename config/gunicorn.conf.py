@@ -8,6 +8,8 @@ TRACKER_CONFIG         tracker YAML config             (config/tracker.yaml)
 TRACKER_LOG_LEVEL      DEBUG | INFO | WARNING | ERROR  (INFO)
 TRACKER_ACCESS_LOG     "-" to log each request         (off: it costs throughput)
 TRACKER_CLOSE_TIMEOUT  seconds a worker may spend flushing collectors on exit (10)
+TRACKER_DRAIN_SECONDS  seconds a worker keeps serving after SIGTERM, /readyz 503 (2)
+TRACKER_SPOOL_DIR      spool directory used by the shipped config (var/spool)
 PROMETHEUS_MULTIPROC_DIR  where workers keep metric files (a fresh temp dir)
 """
 
@@ -17,7 +19,10 @@ import tempfile
 
 from tracker.logs import logconfig_dict as _logconfig_dict
 
-WORKER_CLASSES = {"meinheld": "tracker.workers.MeinheldWorker", "gthread": "gthread"}
+WORKER_CLASSES = {
+    "meinheld": "tracker.workers.MeinheldWorker",
+    "gthread": "tracker.workers.ThreadWorker",
+}
 
 bind = os.environ.get("TRACKER_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("TRACKER_WORKERS") or os.cpu_count() or 1)
@@ -36,6 +41,9 @@ limit_request_field_size = 8190
 accesslog = os.environ.get("TRACKER_ACCESS_LOG") or None
 logconfig_dict = _logconfig_dict(os.environ.get("TRACKER_LOG_LEVEL", "INFO"))
 proc_name = "tracker"
+# gunicorn's control socket defaults to ~/.gunicorn/gunicorn.ctl: shared by every
+# instance on a host and unwritable on a read-only root filesystem.
+control_socket_disable = True
 
 CLOSE_TIMEOUT = float(os.environ.get("TRACKER_CLOSE_TIMEOUT", "10"))
 
@@ -53,6 +61,12 @@ def post_worker_init(worker):
     """Open this worker's collectors: after the fork, never in the master."""
     from tracker.wsgi import tracker
 
+    if worker_class.endswith("MeinheldWorker"):
+        # meinheld buffers a body before the app sees it: bound what it buffers. Bodies
+        # between the app's limit and this one get the app's counted 413.
+        from meinheld import server as meinheld_server
+
+        meinheld_server.set_max_content_length(max(1 << 20, 2 * tracker.max_body_bytes()))
     tracker.open()
 
 

@@ -242,11 +242,19 @@ def test_path_body_limit_overrides_server_limit(source_app):
 def test_health_ready_and_metrics(default_app):
     client, memory = default_app
     assert client.simulate_get("/healthz").json == {"status": "ok"}
-    assert client.simulate_get("/readyz").json == {"status": "ready", "unhealthy": []}
+    assert client.simulate_get("/readyz").json == {
+        "status": "ready",
+        "unhealthy": [],
+        "collectors": {"kafka": "ok", "log": "ok"},
+    }
     memory["log"].is_healthy = False
     ready = client.simulate_get("/readyz")
     assert ready.status_code == 503
-    assert ready.json == {"status": "unavailable", "unhealthy": ["log"]}
+    assert ready.json == {
+        "status": "unavailable",
+        "unhealthy": ["log"],
+        "collectors": {"kafka": "ok", "log": "unhealthy"},
+    }
     client.simulate_get("/imp", params={"cid": "metric-check"})
     text = client.simulate_get("/metrics").text
     assert 'tracker_requests_total{outcome="accepted",path="impression"}' in text

@@ -117,6 +117,7 @@ paths:
         "collectors.k.bootstrap_servers: Missing data for required field.",
         "collectors.k.key: Must be id, none, dimensions.<name> or context.<name>."
         " (found: 'campaign')",
+        "collectors.k.spool: Missing data for required field.",
         "collectors.k.producer: Set bootstrap_servers, not producer.bootstrap.servers."
         " (found: {'bootstrap.servers': 'x'})",
         "collectors.l.path: Missing data for required field.",

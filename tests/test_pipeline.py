@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collectors.memory import MemoryCollector
+from tracker.config import DeliveryConfig
 from tracker.event import Event
-from tracker.pipeline import Pipeline
+from tracker.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
 from tracker.plugins import Collector, Preprocessor
 
 
@@ -39,8 +40,8 @@ def test_events_reach_only_the_routed_collectors():
     only_a = pipeline.route((), ("a",))
     both = pipeline.route(("tag",), ("a", "b"))
     first, second = Event(type="x", path="p"), Event(type="y", path="q")
-    assert pipeline.dispatch(only_a, first)
-    assert pipeline.dispatch(both, second)
+    assert pipeline.dispatch(only_a, first) == ACCEPTED
+    assert pipeline.dispatch(both, second) == ACCEPTED
     assert collectors["a"].events == [first, second]
     assert collectors["b"].events == [second]
     assert second.dimensions == {"tagged": "tag"}
@@ -50,7 +51,7 @@ def test_events_reach_only_the_routed_collectors():
 def test_a_preprocessor_can_drop_an_event():
     pipeline, collectors = make_pipeline()
     route = pipeline.route(("drop", "tag"), ("a",))
-    assert not pipeline.dispatch(route, Event(type="x", path="p", dimensions={"bot": True}))
+    assert pipeline.dispatch(route, Event(type="x", path="p", dimensions={"bot": True})) == DROPPED
     assert collectors["a"].events == []
 
 
@@ -58,7 +59,7 @@ def test_a_raising_collector_does_not_stop_the_others(caplog):
     pipeline, collectors = make_pipeline()
     route = pipeline.route((), ("bad", "a"))
     event = Event(type="x", path="p")
-    assert pipeline.dispatch(route, event)
+    assert pipeline.dispatch(route, event) == ACCEPTED
     assert collectors["a"].events == [event]
     assert f"collector bad raised on event {event.id}" in caplog.text
 
@@ -67,6 +68,33 @@ def test_open_close_and_health():
     pipeline, collectors = make_pipeline()
     pipeline.open()
     assert collectors["a"].opened
-    assert pipeline.healthy() == {"a": True, "b": False, "bad": True}
+    assert pipeline.health() == {
+        "a": (True, "ok"),
+        "b": (False, "unhealthy"),
+        "bad": (True, "ok"),
+    }
     assert pipeline.close(1.0) == 0
     assert collectors["a"].closed and collectors["b"].closed
+
+
+class Unsafe(Collector):
+    def collect(self, event):
+        self.seen = event
+
+    def deliver(self, event, timeout):
+        self.timeout = timeout
+        return False
+
+
+def test_durable_route_waits_on_every_collector_and_reports_unsafe():
+    pipeline, collectors = make_pipeline()
+    pipeline.collectors["unsafe"] = unsafe = Unsafe("unsafe", {})
+    durable = DeliveryConfig(mode="durable", timeout=2.5)
+    event = Event(type="x", path="p")
+    assert pipeline.dispatch(pipeline.route((), ("a",), durable), event) == ACCEPTED
+    assert pipeline.dispatch(pipeline.route((), ("unsafe", "a"), durable), event) == UNSAFE
+    assert unsafe.timeout == 2.5
+    # Every collector still got the event, even after one failed.
+    assert collectors["a"].events == [event, event]
+    # A collector that raises on a durable route makes the event unsafe, not a 500.
+    assert pipeline.dispatch(pipeline.route((), ("bad",), durable), event) == UNSAFE

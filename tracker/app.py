@@ -14,6 +14,7 @@ from tracker.clientip import ClientIp
 from tracker.config import Config
 from tracker.errors import handle_unexpected
 from tracker.fields import build_schema
+from tracker.middleware import RequestLimits
 from tracker.pipeline import Pipeline
 from tracker.resources import HealthResource, MetricsResource, ReadyResource, TrackingResource
 
@@ -38,7 +39,7 @@ class Tracker:
         """
         self.config = config
         self.pipeline = pipeline or Pipeline.from_config(config)
-        self.wsgi = falcon.App()
+        self.wsgi = falcon.App(middleware=[RequestLimits(config.server)])
         self.wsgi.req_options.auto_parse_qs_csv = False
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
@@ -47,7 +48,7 @@ class Tracker:
             resource = TrackingResource(
                 path=path,
                 schema=build_schema(path),
-                route=self.pipeline.route(path.preprocessors, path.collectors),
+                route=self.pipeline.route(path.preprocessors, path.collectors, path.delivery),
                 pipeline=self.pipeline,
                 client_ip=client_ip,
             )
@@ -59,6 +60,15 @@ class Tracker:
     def open(self) -> None:
         """Open the plugins: once per worker, after the fork."""
         self.pipeline.open()
+
+    def max_body_bytes(self) -> int:
+        """Return the largest body any path accepts (for the HTTP server's own limit)."""
+        return max(
+            [
+                self.config.server.max_body_bytes,
+                *(p.max_body_bytes for p in self.config.paths.values()),
+            ]
+        )
 
     def close(self, timeout: float) -> int:
         """Flush and close the plugins; returns the number of undelivered events."""

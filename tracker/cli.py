@@ -1,4 +1,4 @@
-"""The ``tracker`` command: serve, check-config, setup, tail."""
+"""The ``tracker`` command: serve, check-config, setup, replay, tail."""
 
 from __future__ import annotations
 
@@ -69,6 +69,30 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-send events from spool segments or log files to the collectors."""
+    from tracker.replay import ReplayError, replay
+
+    config = _load(args.config or config_path())
+    unknown = [name for name in args.collector if name not in config.collectors]
+    if unknown:
+        print(f"no collector named {', '.join(unknown)} in the config", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        report = replay(config, [Path(f) for f in args.files], tuple(args.collector), args.timeout)
+    except (ReplayError, OSError, ValueError) as ex:
+        print(f"replay failed: {ex}", file=sys.stderr)
+        return 1
+    for name, count in sorted(report.sent.items()):
+        print(f"{name}: {count} events sent")
+    if report.skipped:
+        print(f"{report.skipped} events skipped: their path is not in the config")
+    if report.lost:
+        print(f"{report.lost} events neither delivered nor spooled", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print the events in a Kafka topic, one JSON document per line."""
     from confluent_kafka import Consumer, KafkaError
@@ -120,6 +144,20 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
     setup.add_argument("--timeout", type=float, default=30.0)
     setup.set_defaults(func=cmd_setup)
+
+    replay = sub.add_parser(
+        "replay", help="re-send events from spool segments or log files (same event ids)"
+    )
+    replay.add_argument("files", nargs="+", help="spool segments (*.seg) or JSON-lines files")
+    replay.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
+    replay.add_argument(
+        "--collector",
+        action="append",
+        default=[],
+        help="send to this collector (repeatable); default: the collectors of each event's path",
+    )
+    replay.add_argument("--timeout", type=float, default=30.0)
+    replay.set_defaults(func=cmd_replay)
 
     tail = sub.add_parser("tail", help="print the events in a Kafka topic")
     tail.add_argument("topic")

@@ -9,6 +9,7 @@ the dotted path of the bad key and the value found. The reference is
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,7 @@ NUMERIC_TYPES = frozenset({"integer", "float", "micros"})
 SOURCES = ("query", "body", "header", "cookie", "path")
 METHODS = ("GET", "POST")
 RESPONSE_TYPES = ("pixel", "no_content", "json")
+DELIVERY_CLASSES = ("fast", "durable")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
@@ -78,6 +80,21 @@ class ResponseConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """How long a request waits for its event to be safe.
+
+    ``fast``: the answer goes out at once; the event is queued and spooled on
+    failure. ``durable``: the answer waits until every collector has the event
+    acknowledged or fsynced to its spool, up to ``timeout`` seconds, else 503
+    with ``Retry-After: retry_after``.
+    """
+
+    mode: str = "fast"
+    timeout: float = 5.0
+    retry_after: int = 5
+
+
+@dataclass(frozen=True)
 class PathConfig:
     """One configured tracking path."""
 
@@ -92,6 +109,7 @@ class PathConfig:
     collectors: tuple[str, ...]
     response: ResponseConfig
     max_body_bytes: int
+    delivery: DeliveryConfig = DeliveryConfig()
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class ServerConfig:
 
     max_body_bytes: int = 65536
     max_field_length: int = 1024
+    max_url_length: int = 4096
+    max_header_bytes: int = 16384
     trusted_proxies: tuple[str, ...] = ()
 
 
@@ -210,6 +230,16 @@ class ResponseSchema(Schema):
     always = fields.Boolean(load_default=False)
 
 
+class DeliverySchema(Schema):
+    """The ``delivery`` block of a path."""
+
+    mode = fields.String(
+        data_key="class", load_default="fast", validate=validate.OneOf(DELIVERY_CLASSES)
+    )
+    timeout = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=60))
+    retry_after = fields.Integer(load_default=5, validate=validate.Range(min=1, max=3600))
+
+
 class PathSchema(Schema):
     """A tracking path; ``fields`` are checked one by one by :class:`FieldSchema`."""
 
@@ -233,6 +263,14 @@ class PathSchema(Schema):
     collectors = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     response = fields.Nested(ResponseSchema, load_default=lambda: {})
     max_body_bytes = fields.Integer(validate=validate.Range(min=0))
+    delivery = fields.Nested(DeliverySchema, load_default=lambda: {})
+
+
+def _network(value: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as ex:
+        raise ValidationError("Not a valid IP network (CIDR).") from ex
 
 
 class ServerSchema(Schema):
@@ -240,7 +278,9 @@ class ServerSchema(Schema):
 
     max_body_bytes = fields.Integer(load_default=65536, validate=validate.Range(min=0))
     max_field_length = fields.Integer(load_default=1024, validate=validate.Range(min=1))
-    trusted_proxies = fields.List(fields.String(), load_default=list)
+    max_url_length = fields.Integer(load_default=4096, validate=validate.Range(min=64))
+    max_header_bytes = fields.Integer(load_default=16384, validate=validate.Range(min=256))
+    trusted_proxies = fields.List(fields.String(validate=_network), load_default=list)
 
 
 class RootSchema(Schema):
@@ -455,6 +495,7 @@ def _path(
         collectors=tuple(loaded["collectors"]),
         response=ResponseConfig(**loaded["response"]),
         max_body_bytes=loaded.get("max_body_bytes", server.max_body_bytes),
+        delivery=DeliveryConfig(**loaded["delivery"]),
     )
 
 

@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
@@ -39,6 +40,25 @@ FAILED = Counter(
     "tracker_collector_failures_total",
     "Events a collector failed to take or deliver, by reason",
     ["collector", "reason"],
+)
+
+SPOOLED = Counter(
+    "tracker_spooled_total",
+    "Events written to a collector's durable spool",
+    ["collector", "reason"],
+)
+REPLAYED = Counter("tracker_replayed_total", "Spooled events delivered on replay", ["collector"])
+SPOOL_BYTES = Gauge(
+    "tracker_spool_bytes",
+    "Bytes in a collector's spool directory",
+    ["collector"],
+    multiprocess_mode="livemax",
+)
+SINK_UP = Gauge(
+    "tracker_collector_up",
+    "1 while a collector's sink takes events, 0 while it is down (per worker)",
+    ["collector"],
+    multiprocess_mode="livemin",
 )
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tracker import metrics
-from tracker.config import Config
+from tracker.config import Config, DeliveryConfig
 from tracker.event import Event
 from tracker.plugins import Collector, Plugin, Preprocessor
 
 log = logging.getLogger(__name__)
+
+#: Outcomes of :meth:`Pipeline.dispatch`.
+ACCEPTED = "accepted"
+DROPPED = "dropped"
+UNSAFE = "unsafe"
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Route:
 
     preprocessors: tuple[Preprocessor, ...]
     collectors: tuple[Collector, ...]
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 class Pipeline:
@@ -46,11 +52,17 @@ class Pipeline:
             preprocessors={n: p.create() for n, p in config.preprocessors.items()},
         )
 
-    def route(self, preprocessors: tuple[str, ...], collectors: tuple[str, ...]) -> Route:
+    def route(
+        self,
+        preprocessors: tuple[str, ...],
+        collectors: tuple[str, ...],
+        delivery: DeliveryConfig | None = None,
+    ) -> Route:
         """Resolve plugin names (already checked by the config) to instances."""
         return Route(
             preprocessors=tuple(self.preprocessors[n] for n in preprocessors),
             collectors=tuple(self.collectors[n] for n in collectors),
+            delivery=delivery or DeliveryConfig(),
         )
 
     def open(self) -> None:
@@ -75,23 +87,30 @@ class Pipeline:
                 log.exception("plugin %s failed to close", plugin.name)
         return lost
 
-    def healthy(self) -> dict[str, bool]:
-        """Report each collector's health, by name."""
-        return {name: c.healthy() for name, c in self.collectors.items()}
+    def health(self) -> dict[str, tuple[bool, str]]:
+        """Report each collector's health and state, by name."""
+        return {name: (c.healthy(), c.status()) for name, c in self.collectors.items()}
 
-    def dispatch(self, route: Route, event: Event) -> bool:
+    def dispatch(self, route: Route, event: Event) -> str:
         """Run the route's preprocessors, then hand the event to its collectors.
 
+        On a ``durable`` route each collector's :meth:`~Collector.deliver`
+        waits until the event is safe.
+
         Returns:
-            ``False`` when a preprocessor dropped the event.
+            :data:`ACCEPTED`; :data:`DROPPED` when a preprocessor dropped the
+            event; :data:`UNSAFE` when a durable route could not make it safe.
         """
         for preprocessor in route.preprocessors:
             result = preprocessor.process(event)
             if result is None:
                 metrics.DROPPED.labels(preprocessor.name).inc()
-                return False
+                return DROPPED
             event = result
         metrics.EVENTS.labels(event.type).inc()
+        if route.delivery.mode == "durable":
+            safe = [self._deliver(c, event, route.delivery.timeout) for c in route.collectors]
+            return ACCEPTED if all(safe) else UNSAFE
         for collector in route.collectors:
             try:
                 collector.collect(event)
@@ -99,4 +118,13 @@ class Pipeline:
                 # The contract says collect() never raises; contain a plugin that does.
                 log.exception("collector %s raised on event %s", collector.name, event.id)
                 metrics.FAILED.labels(collector.name, "exception").inc()
-        return True
+        return ACCEPTED
+
+    @staticmethod
+    def _deliver(collector: Collector, event: Event, timeout: float) -> bool:
+        try:
+            return collector.deliver(event, timeout)
+        except Exception:
+            log.exception("collector %s raised on event %s", collector.name, event.id)
+            metrics.FAILED.labels(collector.name, "exception").inc()
+            return False

@@ -16,7 +16,8 @@ Lifecycle (one instance per configured block, per worker process):
 1. ``__init__(name, options)`` in the master, when the config is read. It must
    not open files, sockets or threads: the worker processes are forked after.
 2. ``open()`` in each worker, after the fork.
-3. ``collect(event)`` / ``process(event)`` on the request path.
+3. ``collect(event)`` / ``process(event)`` on the request path, or
+   ``deliver(event, timeout)`` on a path whose delivery class is ``durable``.
 4. ``flush(timeout)`` and ``close(timeout)`` when the worker stops.
 
 ``setup(timeout)`` is separate: ``tracker setup`` calls it once per deployment
@@ -83,6 +84,10 @@ class Plugin:
         """Return whether the plugin can currently do its work (for readiness)."""
         return True
 
+    def status(self) -> str:
+        """Describe the plugin's state in a few words, for ``/readyz``."""
+        return "ok" if self.healthy() else "unhealthy"
+
 
 class Collector(Plugin):
     """Receives events after preprocessing and delivers them somewhere."""
@@ -94,6 +99,20 @@ class Collector(Plugin):
         failure is counted and logged by the collector itself.
         """
         raise NotImplementedError
+
+    def deliver(self, event: Event, timeout: float) -> bool:
+        """Take one event on a ``durable`` path, and wait until it is safe.
+
+        Safe means acknowledged by the sink, or written and fsynced to local
+        storage that outlives the process (see :mod:`tracker.spool`). The
+        request waits for this, up to ``timeout`` seconds. The default, for
+        collectors with nothing to wait for, is :meth:`collect`.
+
+        Returns:
+            ``False`` if the event is not safe; the caller answers 503.
+        """
+        self.collect(event)
+        return True
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for buffered events to be delivered.

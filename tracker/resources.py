@@ -10,13 +10,13 @@ import falcon
 from falcon.uri import parse_query_string
 from marshmallow import Schema, ValidationError
 
-from tracker import metrics, responses
+from tracker import lifecycle, metrics, responses
 from tracker.clientip import ClientIp
 from tracker.config import PathConfig
 from tracker.errors import Rejected, RejectedError
 from tracker.event import Event
 from tracker.fields import build_event_parts, gather
-from tracker.pipeline import Pipeline, Route
+from tracker.pipeline import ACCEPTED, UNSAFE, Pipeline, Route
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,18 @@ class TrackingResource:
                 resp.set_header(responses.ERROR_HEADER, ex.header_value())
                 return
             raise RejectedError(ex) from None
-        kept = self.pipeline.dispatch(self.route, event)
-        metrics.REQUESTS.labels(self.path.name, "accepted" if kept else "dropped").inc()
-        self.respond(resp, event.id if kept else None)
+        outcome = self.pipeline.dispatch(self.route, event)
+        metrics.REQUESTS.labels(self.path.name, outcome).inc()
+        if outcome == UNSAFE:
+            # Never a pixel here: the caller (an exchange) must see the failure and retry.
+            retry_after = self.path.delivery.retry_after
+            log.error("event %s on %s could not be made durable", event.id, self.path.name)
+            raise falcon.HTTPServiceUnavailable(
+                title="Service Unavailable",
+                description="The event could not be stored durably; retry later.",
+                retry_after=retry_after,
+            )
+        self.respond(resp, event.id if outcome == ACCEPTED else None)
 
     def build(self, req: falcon.Request, params: dict[str, str]) -> Event:
         """Build the event for a request, or raise :class:`Rejected`."""
@@ -156,17 +165,28 @@ class HealthResource:
 
 
 class ReadyResource:
-    """``/readyz``: every collector can take events."""
+    """``/readyz``: the worker is not draining and every collector can take events."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Answer 200 when all collectors are healthy, else 503 naming the others."""
-        health = self.pipeline.healthy()
-        unhealthy = sorted(name for name, ok in health.items() if not ok)
-        resp.status = falcon.HTTP_503 if unhealthy else falcon.HTTP_200
-        resp.media = {"status": "unavailable" if unhealthy else "ready", "unhealthy": unhealthy}
+        """Answer 200 when ready, else 503 with the reason."""
+        health = self.pipeline.health()
+        unhealthy = sorted(name for name, (ok, _) in health.items() if not ok)
+        draining = lifecycle.DRAINING.is_set()
+        if draining:
+            status = "draining"
+        elif unhealthy:
+            status = "unavailable"
+        else:
+            status = "ready"
+        resp.status = falcon.HTTP_200 if status == "ready" else falcon.HTTP_503
+        resp.media = {
+            "status": status,
+            "unhealthy": unhealthy,
+            "collectors": {name: state for name, (_, state) in health.items()},
+        }
 
 
 class MetricsResource:

@@ -11,11 +11,23 @@ meinheld small adapters instead.
 
 from __future__ import annotations
 
+import math
+import os
+import signal
+import threading
 from typing import Any
 
 from gunicorn.workers.base import Worker
+from gunicorn.workers.gthread import ThreadWorker as StockThreadWorker
 from meinheld import server
 from meinheld.gmeinheld import MeinheldWorker as StockMeinheldWorker
+
+from tracker import lifecycle
+
+
+def drain_seconds() -> float:
+    """Seconds a worker keeps serving after SIGTERM, answering 503 on /readyz."""
+    return float(os.environ.get("TRACKER_DRAIN_SECONDS", "2"))
 
 
 class _ErrorLog:
@@ -48,14 +60,65 @@ class _AccessLog:
 
 
 class MeinheldWorker(StockMeinheldWorker):
-    """meinheld's worker without the logger monkey-patch, and with a graceful TERM."""
+    """meinheld's worker without the logger monkey-patch, and with a graceful TERM.
+
+    On SIGTERM the worker first drains: ``/readyz`` answers 503 while it keeps
+    serving for ``TRACKER_DRAIN_SECONDS``, so a load balancer that still sends
+    traffic stops doing so. Then it stops accepting, lets in-flight requests
+    finish, and exits through gunicorn's ``worker_exit`` hook, which flushes
+    the collectors.
+
+    ``meinheld.server.run`` installs C handlers for SIGTERM and SIGINT that
+    stop accepting at once and end the loop a second later, whatever gunicorn
+    asked for. So once the loop runs, the worker puts its own Python handlers
+    back, and keeps a one-second timer in the loop: Python runs a signal
+    handler only when the main thread executes Python code, which an idle
+    meinheld loop otherwise never does.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Skip the stock __init__: it is exactly the monkey-patch we must avoid.
         Worker.__init__(self, *args, **kwargs)
         server.set_access_logger(_AccessLog(self.log) if self.cfg.accesslog else None)
         server.set_error_logger(_ErrorLog(self.log))
+        self._stopping = False
+
+    def run(self) -> None:
+        """Serve until stopped, with the worker's own signal handlers."""
+        server.schedule_call(0, self._take_signals)
+        super().run()
+
+    def _take_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        self._tick()
+
+    def _tick(self) -> None:
+        # A pending timer keeps meinheld's loop alive, so stop ticking once stopping.
+        if not self._stopping:
+            server.schedule_call(1, self._tick)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """Stop accepting and let in-flight requests finish (the stock worker cuts them)."""
-        server.stop(int(self.cfg.graceful_timeout))
+        """Drain, then stop gracefully."""
+        lifecycle.DRAINING.set()
+        if self._stopping:
+            return
+        self._stopping = True
+        self.log.info("worker %s draining for %.0f s", self.pid, drain_seconds())
+        delay = math.ceil(drain_seconds())
+        graceful = int(self.cfg.graceful_timeout)
+        if delay <= 0:
+            server.stop(graceful)
+        else:
+            server.schedule_call(delay, server.stop, graceful)
+
+
+class ThreadWorker(StockThreadWorker):
+    """gunicorn's ``gthread`` worker with the same drain on SIGTERM as :class:`MeinheldWorker`."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Drain, then stop accepting and finish in-flight requests."""
+        lifecycle.DRAINING.set()
+        timer = threading.Timer(drain_seconds(), super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()

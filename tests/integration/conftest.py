@@ -46,16 +46,31 @@ class Broker:
         """Run ``kafka.sh <command>`` and fail loudly if it fails."""
         subprocess.run(["bash", str(KAFKA_SCRIPT), command], env=self.env, check=True)
 
+    def up(self) -> None:
+        """Start the broker (idempotent) and wait until it answers."""
+        self.run("up")
+
+    def down(self) -> None:
+        """Stop the broker cleanly (idempotent)."""
+        self.run("down")
+
 
 @pytest.fixture(scope="session")
 def broker():
     """A fresh single-node KRaft broker for the whole session."""
     broker = Broker()
-    broker.run("down")
+    broker.down()
     subprocess.run(["rm", "-rf", broker.env["KAFKA_DATA_DIR"]], check=True)
-    broker.run("up")
+    broker.up()
     yield broker
-    broker.run("down")
+    broker.down()
+
+
+@pytest.fixture
+def live_broker(broker):
+    """The session broker, restarted after the test if the test stopped it."""
+    yield broker
+    broker.up()
 
 
 def alive(pid: int) -> bool:
@@ -73,9 +88,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_config(tmp_path: Path, suffix: str) -> Path:
-    """Write the shipped config with topics renamed ``<topic>-<suffix>``."""
+def write_config(tmp_path: Path, suffix: str, durable: tuple[str, ...] = ()) -> Path:
+    """Write the shipped config with topics renamed ``<topic>-<suffix>``.
+
+    Paths named in ``durable`` get the ``durable`` delivery class.
+    """
     data = yaml.safe_load((ROOT / "config" / "tracker.yaml").read_text())
+    for name in durable:
+        data["paths"][name]["delivery"] = {"class": "durable", "timeout": 5}
     kafka = data["collectors"]["kafka"]
     kafka["topic"] = f"{kafka['topic']}-{suffix}"
     for routing in kafka["events"].values():
@@ -88,13 +108,15 @@ def write_config(tmp_path: Path, suffix: str) -> Path:
 class Server:
     """``tracker serve`` (gunicorn) as a child process, on a free port."""
 
-    def __init__(self, tmp_path: Path, broker: Broker, **env: str) -> None:
+    def __init__(
+        self, tmp_path: Path, broker: Broker, durable: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.suffix = uuid.uuid4().hex[:8]
         self.port = free_port()
         self.tmp_path = tmp_path
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.log_dir = tmp_path / "events"
-        self.config = write_config(tmp_path, self.suffix)
+        self.config = write_config(tmp_path, self.suffix, durable)
         self.env = {
             **os.environ,
             "TRACKER_CONFIG": str(self.config),
@@ -102,6 +124,8 @@ class Server:
             "TRACKER_WORKERS": "2",
             "TRACKER_KAFKA_BOOTSTRAP": broker.bootstrap,
             "TRACKER_LOG_DIR": str(self.log_dir),
+            "TRACKER_SPOOL_DIR": str(tmp_path / "spool"),
+            "TRACKER_DRAIN_SECONDS": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             **env,
         }
@@ -151,6 +175,21 @@ class Server:
         """One GET on a new connection."""
         return request(self.port, "GET", target, headers=headers)
 
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum a counter or gauge from /metrics over the samples matching ``labels``."""
+        _, _, text = self.get("/metrics")
+        total = 0.0
+        for line in text.decode().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def spool_files(self) -> list[Path]:
+        """The spool segments currently on disk."""
+        return sorted(Path(self.env["TRACKER_SPOOL_DIR"]).rglob("*.seg"))
+
     def stop(self) -> int | None:
         """SIGTERM the master and wait for it."""
         if self.proc is None or self.proc.poll() is not None:
@@ -168,8 +207,8 @@ def server_factory(tmp_path, broker):
     """Make servers that are stopped when the test ends."""
     servers: list[Server] = []
 
-    def make(**env: str) -> Server:
-        server = Server(tmp_path / f"s{len(servers)}", broker, **env)
+    def make(durable: tuple[str, ...] = (), **env: str) -> Server:
+        server = Server(tmp_path / f"s{len(servers)}", broker, durable, **env)
         servers.append(server)
         return server
 

@@ -1,0 +1,113 @@
+"""Random requests at the app, in-process: never a 500, never a crash.
+
+Hypothesis drives methods, paths (configured routes and junk), raw query
+strings (valid, malformed escapes, invalid UTF-8), headers and bodies at the
+WSGI callable with the shipped config. The integration suite repeats a
+smaller run against real gunicorn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT, build_app
+from tracker.config import load_file
+
+ROUTES = ["/imp", "/conv", "/healthz", "/readyz", "/metrics", "/", "/imp/", "/conv/x"]
+METHODS = ["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH"]
+KEYS = ["cid", "crid", "iid", "cost", "value", "order", "currency", "quantity", "clid", "x"]
+
+latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=60)
+escape = st.integers(0, 255).map(lambda b: f"%{b:02X}")
+broken = st.sampled_from(["%", "%G1", "%f", "%%", "%zz", "%C3", "%C3%28", "%FF%FE", "%00"])
+value = st.lists(st.one_of(latin1, escape, broken), max_size=6).map("".join)
+query = st.lists(st.tuples(st.sampled_from(KEYS) | latin1, value), max_size=8).map(
+    lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)
+)
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+json_body = st.one_of(
+    st.dictionaries(st.sampled_from(KEYS), json_value, max_size=6),
+    json_value,
+).map(lambda v: json.dumps(v, allow_nan=True).encode())
+body = st.one_of(st.binary(max_size=300), json_body, query.map(lambda q: q.encode("latin-1")))
+content_type = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=latin-1",
+        "",
+    ]
+)
+headers = st.dictionaries(
+    st.sampled_from(
+        ["HTTP_USER_AGENT", "HTTP_REFERER", "HTTP_COOKIE", "HTTP_X_FORWARDED_FOR", "HTTP_X_THING"]
+    ),
+    latin1,
+    max_size=4,
+)
+
+
+@pytest.fixture(scope="module")
+def app():
+    tracker, _ = build_app(load_file(ROOT / "config" / "tracker.yaml", {}))
+    yield tracker.wsgi
+    tracker.close(1.0)
+
+
+@settings(
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(METHODS),
+    path=st.sampled_from(ROUTES) | latin1.map(lambda p: "/" + p),
+    qs=query,
+    ctype=content_type,
+    payload=body,
+    extra=headers,
+    lie_about_length=st.booleans(),
+)
+def test_no_request_gets_a_500(app, method, path, qs, ctype, payload, extra, lie_about_length):
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": qs,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(payload),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "CONTENT_LENGTH": str(len(payload) + (7 if lie_about_length else 0)),
+        **extra,
+    }
+    if ctype is not None:
+        environ["CONTENT_TYPE"] = ctype
+    statuses = []
+    body_out = b"".join(
+        app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    )
+    code = int(statuses[0].split()[0])
+    assert code < 500, (code, body_out[:300])
