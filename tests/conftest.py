@@ -25,7 +25,8 @@ def build_app(config: Config) -> tuple[Tracker, dict[str, MemoryCollector]]:
     """Build the app with every configured collector replaced by a memory collector."""
     memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
-    tracker = Tracker(config, Pipeline(memory, preprocessors))
+    filters = {name: p.filter for name, p in config.collectors.items()}
+    tracker = Tracker(config, Pipeline(memory, preprocessors, filters))
     tracker.open()
     return tracker, memory
 

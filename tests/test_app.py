@@ -25,7 +25,7 @@ def test_pixel_path_accepts_and_answers_gif(default_app):
     client, memory = default_app
     resp = client.simulate_get(
         "/imp",
-        params={"cid": "c-1", "crid": "cr9", "iid": "imp-1", "cost": "0.0025", "cb": "123"},
+        params={"cid": "c-1", "crid": "cr9", "iid": "imp-1", "price": "2.5", "cb": "123"},
         headers={"User-Agent": "UA/1.0", "Referer": "https://pub.example/page"},
         remote_addr="203.0.113.77",
     )
@@ -40,7 +40,9 @@ def test_pixel_path_accepts_and_answers_gif(default_app):
         "campaign_id": "c-1",
         "creative_id": "cr9",
         "impression_id": "imp-1",
+        "is_bot": False,
     }
+    # A CPM of 2.5 is 2500 micro-units for one impression.
     assert event.metrics == {"impressions": 1, "cost_micros": 2500}
     assert event.context == {
         "ip": "203.0.113.0",
@@ -52,12 +54,13 @@ def test_pixel_path_accepts_and_answers_gif(default_app):
 def test_pixel_path_rejects_with_a_pixel_and_a_reason_header(default_app):
     client, memory = default_app
     before = rejected_count("impression", "invalid_fields")
-    resp = client.simulate_get("/imp", params={"crid": "x", "cost": "-1"})
+    resp = client.simulate_get("/imp", params={"crid": "x", "price": "-1"})
     assert resp.status_code == 200
     assert resp.content == PIXEL
     assert resp.headers["x-tracker-error"] == (
         "invalid_fields: campaign_id: Missing data for required field.; "
-        "cost: Must be greater than or equal to 0."
+        "price: price '-1' is not a decimal CPM like 1.25 (no sign, exponent or separators), "
+        "or is an encrypted price and no price keys are configured"
     )
     assert memory["kafka"].events == []
     assert rejected_count("impression", "invalid_fields") == before + 1
@@ -245,7 +248,7 @@ def test_health_ready_and_metrics(default_app):
     assert client.simulate_get("/readyz").json == {
         "status": "ready",
         "unhealthy": [],
-        "collectors": {"kafka": "ok", "log": "ok"},
+        "collectors": {"kafka": "ok", "log": "ok", "partner": "ok"},
     }
     memory["log"].is_healthy = False
     ready = client.simulate_get("/readyz")
@@ -253,7 +256,7 @@ def test_health_ready_and_metrics(default_app):
     assert ready.json == {
         "status": "unavailable",
         "unhealthy": ["log"],
-        "collectors": {"kafka": "ok", "log": "unhealthy"},
+        "collectors": {"kafka": "ok", "log": "unhealthy", "partner": "ok"},
     }
     client.simulate_get("/imp", params={"cid": "metric-check"})
     text = client.simulate_get("/metrics").text
@@ -279,7 +282,9 @@ class Exploding(Preprocessor):
 def test_unexpected_error_is_a_titled_500_and_logged(caplog):
     config = load_file(ROOT / "config" / "tracker.yaml", {})
     memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
-    pipeline = Pipeline(memory, {"anonymise_ip": Exploding("anonymise_ip", {})})
+    preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
+    preprocessors["anonymise_ip"] = Exploding("anonymise_ip", {})
+    pipeline = Pipeline(memory, preprocessors)
     client = falcon.testing.TestClient(Tracker(config, pipeline).wsgi)
     resp = client.simulate_get("/imp", params={"cid": "c"})
     assert resp.status_code == 500

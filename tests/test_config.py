@@ -20,7 +20,16 @@ def test_shipped_config_is_valid():
     from tracker.config import load_file
 
     shipped = load_file(ROOT / "config" / "tracker.yaml", {})
-    assert {p.route for p in shipped.paths.values()} >= {"/imp", "/conv"}
+    assert {p.route for p in shipped.paths.values()} == {
+        "/imp",
+        "/click",
+        "/conv",
+        "/vast/{event}",
+        "/win",
+        "/bill",
+        "/loss",
+        "/events",
+    }
 
 
 def test_unknown_keys_are_all_reported_with_their_path():
@@ -38,9 +47,10 @@ def test_bad_types_and_values_are_all_reported():
         "paths.hit.route: Must start with /. (found: 'hit')",
         "paths.hit.methods.1: Must be one of: GET, POST. (found: 'DELETE')",
         "paths.hit.event_type: Must match ^[a-z][a-z0-9_.-]*$. (found: 'Hit Event')",
-        "paths.hit.response.type: Must be one of: pixel, no_content, json. (found: 'html')",
-        "paths.hit.fields.cid.type: Must be one of: string, integer, float, boolean, micros."
-        " (found: 'strng')",
+        "paths.hit.response.type: Must be one of: pixel, no_content, json, redirect."
+        " (found: 'html')",
+        "paths.hit.fields.cid.type: Must be one of: string, integer, float, boolean, micros,"
+        " auction_price, loss_reason. (found: 'strng')",
         "paths.hit.fields.n.min: Not a valid number. (found: 'low')",
         "paths.hit.fields.p.pattern: Not a valid regular expression: unterminated character"
         " set at position 1. (found: '([a-z')",
@@ -56,8 +66,9 @@ def test_dangling_references_are_all_reported():
         " 'tracker.collectors' (installed: kafka, log, memory)",
         "paths.hit.dimensions.creative: unknown field 'crid'",
         "paths.hit.metrics.cost: unknown field 'price'",
-        "paths.hit.metrics.label: field 'label' is a string, a metric needs one of float,"
-        " integer, micros",
+        "paths.hit.metrics.label: 'label' is a string, a metric needs one of"
+        " auction_price.cpm_micros, auction_price.micros, auction_price.units, float, integer,"
+        " loss_reason.code, micros",
         "paths.hit.preprocessors.0: no preprocessor named 'anonymise'",
         "paths.hit.collectors.1: no collector named 'kafka'",
         "paths.hit.route: route parameter {slot} has no field with source 'path'",

@@ -11,12 +11,19 @@ from __future__ import annotations
 import falcon
 
 from tracker.clientip import ClientIp
-from tracker.config import Config
 from tracker.errors import handle_unexpected
+from tracker.extract import ContextReader
 from tracker.fields import build_schema
 from tracker.middleware import RequestLimits
+from tracker.model import Config
 from tracker.pipeline import Pipeline
-from tracker.resources import HealthResource, MetricsResource, ReadyResource, TrackingResource
+from tracker.resources import (
+    BatchResource,
+    HealthResource,
+    MetricsResource,
+    ReadyResource,
+    TrackingResource,
+)
 
 RESERVED_ROUTES = ("/healthz", "/readyz", "/metrics")
 
@@ -44,15 +51,24 @@ class Tracker:
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
         client_ip = ClientIp(config.server.trusted_proxies)
+        resources: dict[str, TrackingResource] = {}
         for path in config.paths.values():
-            resource = TrackingResource(
+            if path.batch is not None:
+                continue
+            resources[path.name] = TrackingResource(
                 path=path,
                 schema=build_schema(path),
                 route=self.pipeline.route(path.preprocessors, path.collectors, path.delivery),
                 pipeline=self.pipeline,
-                client_ip=client_ip,
+                context=ContextReader(client_ip, path.device_headers),
+                user_cookie=config.server.user_cookie,
             )
-            self.wsgi.add_route(path.route, resource)
+            self.wsgi.add_route(path.route, resources[path.name])
+        for path in config.paths.values():
+            if path.batch is not None:
+                targets = {name: resources[name] for name in path.batch.paths}
+                context = ContextReader(client_ip, path.device_headers)
+                self.wsgi.add_route(path.route, BatchResource(path, targets, context))
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", MetricsResource())

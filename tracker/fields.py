@@ -8,13 +8,16 @@ metrics. Nothing here knows HTTP: the caller passes a lookup function.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from tracker.config import FieldConfig, PathConfig
+from tracker import openrtb
+from tracker.model import FieldConfig, PathConfig
+from tracker.schemas import STRUCTURED
 
 #: ``lookup(source, key)`` returns the raw value, or ``None`` when absent.
 Lookup = Callable[[str, str], Any]
@@ -59,6 +62,50 @@ class Micros(fields.Field):
         return int(micros.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+class AuctionPrice(fields.Field):
+    """An OpenRTB clearing price (``${AUCTION_PRICE}``), clear or encrypted.
+
+    Loads to :class:`tracker.openrtb.Price`; references read its attributes:
+    ``micros`` (per impression, the default), ``cpm_micros``, ``billable``,
+    ``encrypted``.
+    """
+
+    def __init__(self, *, crypto: openrtb.PriceCrypto | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.crypto = crypto
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValidationError("Not a valid price.")
+        try:
+            return openrtb.parse_price(str(value), self.crypto)
+        except openrtb.NoticeError as ex:
+            raise ValidationError(ex.message) from None
+
+
+class LossReason(fields.Integer):
+    """An OpenRTB loss reason code (``${AUCTION_LOSS}``); ``name`` reads its name."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and (macro := openrtb.unsubstituted_macro(value)):
+            raise ValidationError(_macro_message(macro))
+        code = super()._deserialize(value, attr, data, **kwargs)
+        if code < 0:
+            raise ValidationError("Must be greater than or equal to 0.")
+        return code
+
+
+def _macro_message(macro: str) -> str:
+    return f"Contains the literal macro ${{{macro}}}: the caller did not substitute it."
+
+
+def _no_macro(value: str) -> None:
+    """Refuse a value that still holds an unsubstituted ``${MACRO}``."""
+    macro = openrtb.unsubstituted_macro(value)
+    if macro is not None:
+        raise ValidationError(_macro_message(macro))
+
+
 class FiniteFloat(fields.Float):
     """A float that refuses NaN and infinities."""
 
@@ -66,8 +113,8 @@ class FiniteFloat(fields.Float):
         super().__init__(allow_nan=False, **kwargs)
 
 
-def _marshmallow_field(spec: FieldConfig) -> fields.Field:
-    validators: list = []
+def _validators(spec: FieldConfig) -> list:
+    validators: list = [_no_macro] if spec.type == "string" else []
     if spec.type in ("integer", "float") and (spec.min is not None or spec.max is not None):
         validators.append(validate.Range(min=spec.min, max=spec.max))
     if spec.min_length is not None or spec.max_length is not None:
@@ -76,18 +123,30 @@ def _marshmallow_field(spec: FieldConfig) -> fields.Field:
         validators.append(validate.Regexp(spec.pattern, error="Does not match {regex}."))
     if spec.choices is not None:
         validators.append(validate.OneOf(spec.choices))
-    common: dict[str, Any] = {"required": spec.required, "validate": validators}
+    return validators
+
+
+def _price(spec: FieldConfig, **common: Any) -> fields.Field:
+    crypto = openrtb.PriceCrypto.from_config(*spec.price_keys) if spec.price_keys else None
+    return AuctionPrice(crypto=crypto, **common)
+
+
+_CONSTRUCTORS: dict[str, Callable[..., fields.Field]] = {
+    "string": lambda spec, **common: fields.String(**common),
+    "integer": lambda spec, **common: fields.Integer(strict=False, **common),
+    "float": lambda spec, **common: FiniteFloat(**common),
+    "boolean": lambda spec, **common: fields.Boolean(**common),
+    "micros": lambda spec, **common: Micros(minimum=spec.min, maximum=spec.max, **common),
+    "auction_price": _price,
+    "loss_reason": lambda spec, **common: LossReason(strict=False, **common),
+}
+
+
+def _marshmallow_field(spec: FieldConfig) -> fields.Field:
+    common: dict[str, Any] = {"required": spec.required, "validate": _validators(spec)}
     if not spec.required and spec.default is not None:
         common["load_default"] = spec.default
-    if spec.type == "string":
-        return fields.String(**common)
-    if spec.type == "integer":
-        return fields.Integer(strict=False, **common)
-    if spec.type == "float":
-        return FiniteFloat(**common)
-    if spec.type == "boolean":
-        return fields.Boolean(**common)
-    return Micros(minimum=spec.min, maximum=spec.max, **common)
+    return _CONSTRUCTORS[spec.type](spec, **common)
 
 
 def build_schema(path: PathConfig) -> Schema:
@@ -97,29 +156,103 @@ def build_schema(path: PathConfig) -> Schema:
 
 
 def gather(path: PathConfig, lookup: Lookup) -> dict[str, Any]:
-    """Collect the raw value of each field from the first source that has it."""
+    """Collect the raw value of each field from the first source that has it.
+
+    An empty value of a non-string field counts as absent: exchanges and
+    players substitute the empty string for a macro they cannot fill.
+    """
     raw: dict[str, Any] = {}
     for spec in path.fields:
         for source in spec.sources:
             value = lookup(source, spec.key)
-            if value is not None:
-                raw[spec.name] = value
-                break
+            if value is None or (value == "" and spec.type != "string"):
+                continue
+            raw[spec.name] = value
+            break
     return raw
 
 
-def build_event_parts(
-    path: PathConfig, values: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, int | float]]:
-    """Map validated field values onto the event's dimensions and metrics.
+Getter = Callable[[dict[str, Any]], Any]
 
-    Fields without a value (optional, no default) are left out, never null.
+_ATTRIBUTES: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("auction_price", "micros"): lambda p: (
+        openrtb.impression_micros(p.cpm_micros) if p.cpm_micros is not None else None
+    ),
+    ("auction_price", "cpm_micros"): lambda p: p.cpm_micros,
+    ("auction_price", "billable"): lambda p: p.billable,
+    ("auction_price", "encrypted"): lambda p: p.encrypted,
+    # 1 for a billable notice, 0 for AUDIT: a count that sums to billed impressions.
+    ("auction_price", "units"): lambda p: int(p.billable),
+    ("loss_reason", "code"): lambda code: code,
+    ("loss_reason", "name"): openrtb.loss_reason_name,
+}
+
+#: Namespace of derived event ids (uuid5); changing it changes every derived id.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")
+
+
+def _getter(ref: str, types: dict[str, str]) -> Getter:
+    """Compile a reference (``price`` or ``price.billable``) into a value getter."""
+    name, _, attr = ref.partition(".")
+    kind = types[name]
+    if kind not in STRUCTURED:
+        return lambda values: values.get(name)
+    read = _ATTRIBUTES[(kind, attr or STRUCTURED[kind][0])]
+
+    def get(values: dict[str, Any]) -> Any:
+        value = values.get(name)
+        return None if value is None else read(value)
+
+    return get
+
+
+class EventMapper:
+    """Map validated field values onto an event's id, dimensions and metrics.
+
+    The references of the path's ``dimensions`` and ``metrics`` are compiled
+    once, at start-up. A value that is absent (an optional field without a
+    default, a non-billable price's ``micros``) is left out of the event, never
+    null.
     """
-    dimensions = {dim: values[ref] for dim, ref in path.dimensions if ref in values}
-    metrics: dict[str, int | float] = {}
-    for metric, ref in path.metrics:
-        if not isinstance(ref, str):
-            metrics[metric] = ref
-        elif ref in values:
-            metrics[metric] = values[ref]
-    return dimensions, metrics
+
+    def __init__(self, path: PathConfig) -> None:
+        types = {f.name: f.type for f in path.fields}
+        self.event_type = path.event_type
+        self.dimensions = [(dim, _getter(ref, types)) for dim, ref in path.dimensions]
+        self.metrics: list[tuple[str, Getter]] = [
+            (m, _getter(ref, types) if isinstance(ref, str) else (lambda values, c=ref: c))
+            for m, ref in path.metrics
+        ]
+        self.id_fields = path.event_id.fields if path.event_id else ()
+        self.id_with = path.event_id.with_ if path.event_id else ()
+
+    def parts(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int | float]]:
+        """Return the event's dimensions and metrics."""
+        dimensions = {}
+        for name, get in self.dimensions:
+            value = get(values)
+            if value is not None:
+                dimensions[name] = value
+        metrics = {}
+        for name, get in self.metrics:
+            value = get(values)
+            if value is not None:
+                metrics[name] = value
+        return dimensions, metrics
+
+    def event_id(self, values: dict[str, Any]) -> str | None:
+        """Return the derived id, or None when an id field is missing (a random id then).
+
+        The id is a UUID 5 of the event type and the fields' values, so a
+        retried or duplicated notice gets the same id.
+        """
+        if not self.id_fields:
+            return None
+        parts = [self.event_type]
+        for name in self.id_fields:
+            value = values.get(name)
+            if value is None or value == "":
+                return None
+            parts.append(str(value))
+        parts.extend("" if values.get(name) is None else str(values[name]) for name in self.id_with)
+        return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from tracker import metrics
-from tracker.config import Config, DeliveryConfig
 from tracker.event import Event
+from tracker.filters import EventFilter
+from tracker.model import Config, DeliveryConfig, FieldFilter
 from tracker.plugins import Collector, Plugin, Preprocessor
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,28 @@ class Route:
     preprocessors: tuple[Preprocessor, ...]
     collectors: tuple[Collector, ...]
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    filters: tuple[Callable[[Event], Event] | None, ...] = ()
+
+    def targets(self) -> list[tuple[Collector, Callable[[Event], Event] | None]]:
+        """Each collector with the filter its events go through (or None)."""
+        filters = self.filters or (None,) * len(self.collectors)
+        return list(zip(self.collectors, filters, strict=True))
 
 
 class Pipeline:
     """The plugin instances of one process and the routes between them."""
 
     def __init__(
-        self, collectors: Mapping[str, Collector], preprocessors: Mapping[str, Preprocessor]
+        self,
+        collectors: Mapping[str, Collector],
+        preprocessors: Mapping[str, Preprocessor],
+        filters: Mapping[str, FieldFilter | None] | None = None,
     ) -> None:
         self.collectors = dict(collectors)
         self.preprocessors = dict(preprocessors)
+        self.filters = {
+            name: EventFilter(spec) for name, spec in (filters or {}).items() if spec is not None
+        }
         self._opened: list[Plugin] = []
 
     @classmethod
@@ -50,6 +63,7 @@ class Pipeline:
         return cls(
             collectors={n: p.create() for n, p in config.collectors.items()},
             preprocessors={n: p.create() for n, p in config.preprocessors.items()},
+            filters={n: p.filter for n, p in config.collectors.items()},
         )
 
     def route(
@@ -63,6 +77,7 @@ class Pipeline:
             preprocessors=tuple(self.preprocessors[n] for n in preprocessors),
             collectors=tuple(self.collectors[n] for n in collectors),
             delivery=delivery or DeliveryConfig(),
+            filters=tuple(self.filters.get(n) for n in collectors),
         )
 
     def open(self) -> None:
@@ -109,11 +124,12 @@ class Pipeline:
             event = result
         metrics.EVENTS.labels(event.type).inc()
         if route.delivery.mode == "durable":
-            safe = [self._deliver(c, event, route.delivery.timeout) for c in route.collectors]
+            timeout = route.delivery.timeout
+            safe = [self._deliver(c, f(event) if f else event, timeout) for c, f in route.targets()]
             return ACCEPTED if all(safe) else UNSAFE
-        for collector in route.collectors:
+        for collector, only in route.targets():
             try:
-                collector.collect(event)
+                collector.collect(only(event) if only else event)
             except Exception:
                 # The contract says collect() never raises; contain a plugin that does.
                 log.exception("collector %s raised on event %s", collector.name, event.id)

@@ -1,26 +1,25 @@
-"""HTTP resources: one tracking resource per configured path, plus health."""
+"""HTTP resources: one tracking resource per configured path, batches, and health."""
 
 from __future__ import annotations
 
-import json
 import logging
+import uuid
 from typing import Any
 
 import falcon
-from falcon.uri import parse_query_string
 from marshmallow import Schema, ValidationError
 
-from tracker import lifecycle, metrics, responses
-from tracker.clientip import ClientIp
-from tracker.config import PathConfig
+from tracker import lifecycle, metrics, openrtb, responses
+from tracker.clicks import Redirector
+from tracker.consent import may_store_identifier
 from tracker.errors import Rejected, RejectedError
 from tracker.event import Event
-from tracker.fields import build_event_parts, gather
+from tracker.extract import ContextReader, Lookup, item_lookup, read_body, request_lookup
+from tracker.fields import EventMapper, gather
+from tracker.model import PathConfig, UserCookieConfig
 from tracker.pipeline import ACCEPTED, UNSAFE, Pipeline, Route
 
 log = logging.getLogger(__name__)
-
-FORM = "application/x-www-form-urlencoded"
 
 
 class TrackingResource:
@@ -36,17 +35,23 @@ class TrackingResource:
         schema: Schema,
         route: Route,
         pipeline: Pipeline,
-        client_ip: ClientIp,
+        context: ContextReader,
+        user_cookie: UserCookieConfig,
     ) -> None:
         self.path = path
         self.schema = schema
+        self.mapper = EventMapper(path)
         self.route = route
         self.pipeline = pipeline
-        self.client_ip = client_ip
+        self.context = context
+        self.user_cookie = user_cookie
+        redirect = path.response.redirect
+        self.redirector = Redirector(redirect) if redirect else None
         self.respond = {
             "pixel": lambda resp, event_id: responses.pixel(resp),
             "no_content": lambda resp, event_id: responses.no_content(resp),
             "json": responses.accepted_json,
+            "redirect": None,
         }[path.response.type]
         for method in path.methods:
             setattr(self, f"on_{method.lower()}", self.handle)
@@ -54,106 +59,189 @@ class TrackingResource:
     def handle(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
         """Validate, build the event, dispatch it and respond."""
         try:
-            event = self.build(req, params)
+            body = read_body(req, self.path.max_body_bytes) if req.method == "POST" else {}
+            if not isinstance(body, dict):
+                raise Rejected(falcon.HTTP_400, "invalid_json", "The body must be a JSON object.")
+            values = self.validate(request_lookup(req, params, body))
+            event = self.make_event(values, self.context(req))
+            location = (
+                self.redirector.location(values, req.params, event) if self.redirector else None
+            )
         except Rejected as ex:
-            metrics.REQUESTS.labels(self.path.name, "rejected").inc()
-            metrics.REJECTED.labels(self.path.name, ex.reason).inc()
-            log.info(
-                "rejected %s %s: %s",
-                req.method,
-                self.path.name,
-                ex.header_value(),
-                extra={"path": self.path.name, "reason": ex.reason, "errors": ex.errors},
-            )
-            if self.path.response.always:
-                responses.pixel(resp)
-                resp.set_header(responses.ERROR_HEADER, ex.header_value())
-                return
-            raise RejectedError(ex) from None
-        outcome = self.pipeline.dispatch(self.route, event)
-        metrics.REQUESTS.labels(self.path.name, outcome).inc()
-        if outcome == UNSAFE:
-            # Never a pixel here: the caller (an exchange) must see the failure and retry.
-            retry_after = self.path.delivery.retry_after
-            log.error("event %s on %s could not be made durable", event.id, self.path.name)
-            raise falcon.HTTPServiceUnavailable(
-                title="Service Unavailable",
-                description="The event could not be stored durably; retry later.",
-                retry_after=retry_after,
-            )
+            self.refuse(req, resp, ex)
+            return
+        if self.path.user_id:
+            self.identify(req, resp, values, event)
+        outcome = self.dispatch(event)
+        if location is not None:
+            raise falcon.HTTPFound(location, headers=responses.NO_CACHE)
         self.respond(resp, event.id if outcome == ACCEPTED else None)
 
-    def build(self, req: falcon.Request, params: dict[str, str]) -> Event:
-        """Build the event for a request, or raise :class:`Rejected`."""
-        body = self.read_body(req) if req.method == "POST" else {}
-        sources = {"query": req.params, "body": body, "cookie": req.cookies, "path": params}
-
-        def lookup(source: str, key: str) -> Any:
-            if source == "header":
-                return req.get_header(key)
-            value = sources[source].get(key)
-            return value[0] if isinstance(value, list) and value else value
-
+    def validate(self, lookup: Lookup) -> dict[str, Any]:
+        """Gather and validate the path's fields, or raise :class:`Rejected`."""
+        raw = gather(self.path, lookup)
         try:
-            values = self.schema.load(gather(self.path, lookup))
+            return self.schema.load(raw)
         except ValidationError as ex:
+            macro = any(isinstance(v, str) and openrtb.unsubstituted_macro(v) for v in raw.values())
             raise Rejected(
                 falcon.HTTP_400,
-                "invalid_fields",
+                "unsubstituted_macro" if macro else "invalid_fields",
                 "One or more fields are missing or invalid.",
                 errors=ex.normalized_messages(),
             ) from None
-        dimensions, event_metrics = build_event_parts(self.path, values)
-        return Event(
+
+    def make_event(self, values: dict[str, Any], context: dict[str, Any]) -> Event:
+        """Build the event from validated values; the id is derived when the path says so."""
+        dimensions, event_metrics = self.mapper.parts(values)
+        event = Event(
             type=self.path.event_type,
             path=self.path.name,
             dimensions=dimensions,
             metrics=event_metrics,
-            context={
-                "ip": self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For")),
-                "user_agent": req.user_agent,
-                "referer": req.referer,
-            },
+            context=context,
+        )
+        derived = self.mapper.event_id(values)
+        if derived is not None:
+            event.id = derived
+        return event
+
+    def dispatch(self, event: Event) -> str:
+        """Hand the event to the pipeline; a durable path that fails answers 503."""
+        outcome = self.pipeline.dispatch(self.route, event)
+        metrics.REQUESTS.labels(self.path.name, outcome).inc()
+        if outcome == UNSAFE:
+            # Never a pixel here: the caller (an exchange) must see the failure and retry.
+            log.error("event %s on %s could not be made durable", event.id, self.path.name)
+            raise falcon.HTTPServiceUnavailable(
+                title="Service Unavailable",
+                description="The event could not be stored durably; retry later.",
+                retry_after=self.path.delivery.retry_after,
+            )
+        return outcome
+
+    def refuse(self, req: falcon.Request, resp: falcon.Response, ex: Rejected) -> None:
+        """Count and log a refusal, then answer it as the path is configured to."""
+        metrics.REQUESTS.labels(self.path.name, "rejected").inc()
+        metrics.REJECTED.labels(self.path.name, ex.reason).inc()
+        log.info(
+            "rejected %s %s: %s",
+            req.method,
+            self.path.name,
+            ex.header_value(),
+            extra={"path": self.path.name, "reason": ex.reason, "errors": ex.errors},
+        )
+        if self.redirector is not None and self.redirector.fallback:
+            resp.set_header(responses.ERROR_HEADER, ex.header_value())
+            raise falcon.HTTPFound(self.redirector.fallback, headers=responses.NO_CACHE)
+        if self.path.response.always:
+            responses.pixel(resp)
+            resp.set_header(responses.ERROR_HEADER, ex.header_value())
+            return
+        raise RejectedError(ex)
+
+    def identify(
+        self, req: falcon.Request, resp: falcon.Response, values: dict[str, Any], event: Event
+    ) -> None:
+        """Put the user id in the event and refresh its cookie, only with consent."""
+        decision = may_store_identifier(
+            values.get("gdpr"),
+            values.get("gdpr_consent"),
+            values.get("us_privacy"),
+            values.get("gpp"),
+            values.get("gpp_sid"),
+            require_signal=self.user_cookie.require_consent_signal,
+        )
+        if not decision.allowed:
+            return
+        cookie = self.user_cookie
+        user_id = _valid_uuid(req.cookies.get(cookie.name)) or str(uuid.uuid4())
+        event.dimensions["user_id"] = user_id
+        resp.set_cookie(
+            cookie.name,
+            user_id,
+            max_age=cookie.max_age,
+            domain=cookie.domain,
+            path="/",
+            secure=True,
+            http_only=True,
+            same_site="None",
         )
 
-    def read_body(self, req: falcon.Request) -> dict[str, Any]:
-        """Read a JSON or form body within the path's size limit."""
-        limit = self.path.max_body_bytes
-        length = req.content_length
-        if length is not None and length > limit:
-            raise Rejected(
-                falcon.HTTP_413, "body_too_large", f"The body is over the {limit}-byte limit."
-            )
-        data = req.bounded_stream.read(limit + 1)
-        if len(data) > limit:
-            raise Rejected(
-                falcon.HTTP_413, "body_too_large", f"The body is over the {limit}-byte limit."
-            )
-        if not data:
-            return {}
-        media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
-        if media_type == FORM:
-            return parse_query_string(_decode(data), keep_blank=False)
-        if media_type not in ("application/json", ""):
-            raise Rejected(
-                falcon.HTTP_415,
-                "unsupported_media_type",
-                f"The body must be application/json or {FORM}.",
-            )
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            raise Rejected(falcon.HTTP_400, "invalid_json", "The body is not valid JSON.") from None
-        if not isinstance(parsed, dict):
-            raise Rejected(falcon.HTTP_400, "invalid_json", "The body must be a JSON object.")
-        return parsed
 
-
-def _decode(data: bytes) -> str:
+def _valid_uuid(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return None
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Rejected(falcon.HTTP_400, "invalid_encoding", "The body is not UTF-8.") from None
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+class BatchResource:
+    """``POST`` a JSON array of events for other paths; each item is judged on its own.
+
+    An item is an object with ``"event"`` naming one of the batch's paths and
+    that path's fields by their names. The answer lists, in order, what became
+    of each item.
+    """
+
+    def __init__(
+        self, path: PathConfig, targets: dict[str, TrackingResource], context: ContextReader
+    ) -> None:
+        self.path = path
+        self.targets = targets
+        self.context = context
+        self.on_post = self.handle
+
+    def handle(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Validate and dispatch each item; answer 200 with per-item results."""
+        try:
+            items = read_body(req, self.path.max_body_bytes)
+            if not isinstance(items, list):
+                raise Rejected(falcon.HTTP_400, "invalid_json", "The body must be a JSON array.")
+            if len(items) > self.path.batch.max_items:
+                raise Rejected(
+                    falcon.HTTP_413,
+                    "batch_too_large",
+                    f"The batch has {len(items)} items; the limit is {self.path.batch.max_items}.",
+                )
+        except Rejected as ex:
+            metrics.REQUESTS.labels(self.path.name, "rejected").inc()
+            metrics.REJECTED.labels(self.path.name, ex.reason).inc()
+            raise RejectedError(ex) from None
+        context = self.context(req)
+        results = [self.item(i, item, context) for i, item in enumerate(items)]
+        metrics.REQUESTS.labels(self.path.name, "accepted").inc()
+        resp.media = {"results": results}
+
+    def item(self, index: int, item: Any, context: dict[str, Any]) -> dict[str, Any]:
+        """Judge one item; never raises."""
+        target = self.targets.get(item.get("event")) if isinstance(item, dict) else None
+        if target is None:
+            names = ", ".join(self.targets)
+            return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')
+        try:
+            values = target.validate(item_lookup(item))
+        except Rejected as ex:
+            metrics.REQUESTS.labels(target.path.name, "rejected").inc()
+            metrics.REJECTED.labels(target.path.name, ex.reason).inc()
+            return _item_error(index, ex.reason, ex.description, ex.errors)
+        event = target.make_event(values, dict(context))
+        outcome = target.pipeline.dispatch(target.route, event)
+        metrics.REQUESTS.labels(target.path.name, outcome).inc()
+        if outcome == UNSAFE:
+            return _item_error(index, "unavailable", "Not stored durably; send this item again.")
+        return {"index": index, "status": outcome, "id": event.id if outcome == ACCEPTED else None}
+
+
+def _item_error(index: int, reason: str, description: str, errors: dict | None = None) -> dict:
+    result = {"index": index, "status": "rejected", "reason": reason, "description": description}
+    if errors:
+        result["errors"] = errors
+    return result
 
 
 class HealthResource:
