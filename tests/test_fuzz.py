@@ -18,9 +18,28 @@ from hypothesis import strategies as st
 from tests.conftest import ROOT, build_app
 from tracker.config import load_file
 
-ROUTES = ["/imp", "/conv", "/healthz", "/readyz", "/metrics", "/", "/imp/", "/conv/x"]
+ROUTES = [
+    "/imp",
+    "/click",
+    "/conv",
+    "/vast/start",
+    "/vast/error",
+    "/vast/x",
+    "/win",
+    "/bill",
+    "/loss",
+    "/events",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/",
+    "/imp/",
+    "/conv/x",
+]
 METHODS = ["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH"]
-KEYS = ["cid", "crid", "iid", "cost", "value", "order", "currency", "quantity", "clid", "x"]
+KEYS = ["cid", "crid", "aid", "iid", "bid", "price", "value", "order", "currency", "quantity"]
+KEYS += ["clid", "url", "sig", "kid", "exp", "loss", "ph", "off", "dur", "err", "gdpr"]
+KEYS += ["gdpr_consent", "event", "x"]
 
 latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=60)
 escape = st.integers(0, 255).map(lambda b: f"%{b:02X}")
@@ -55,7 +74,14 @@ content_type = st.sampled_from(
 )
 headers = st.dictionaries(
     st.sampled_from(
-        ["HTTP_USER_AGENT", "HTTP_REFERER", "HTTP_COOKIE", "HTTP_X_FORWARDED_FOR", "HTTP_X_THING"]
+        [
+            "HTTP_USER_AGENT",
+            "HTTP_REFERER",
+            "HTTP_COOKIE",
+            "HTTP_X_FORWARDED_FOR",
+            "HTTP_X_DEVICE_IP",
+            "HTTP_X_DEVICE_USER_AGENT",
+        ]
     ),
     latin1,
     max_size=4,
@@ -111,3 +137,42 @@ def test_no_request_gets_a_500(app, method, path, qs, ctype, payload, extra, lie
     )
     code = int(statuses[0].split()[0])
     assert code < 500, (code, body_out[:300])
+
+
+batch_item = st.dictionaries(
+    st.sampled_from([*KEYS, "event"]),
+    json_value | st.sampled_from(["win", "billing", "loss", "conversion", "impression"]),
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(items=st.lists(batch_item | json_value, max_size=5))
+def test_no_batch_gets_a_500(app, items):
+    payload = json.dumps(items).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/events",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(payload)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(payload),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    statuses = []
+    b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert int(statuses[0].split()[0]) < 500, statuses

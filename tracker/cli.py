@@ -1,4 +1,4 @@
-"""The ``tracker`` command: serve, check-config, setup, replay, tail."""
+"""The ``tracker`` command: serve, check-config, setup, replay, sign-url, tail."""
 
 from __future__ import annotations
 
@@ -93,6 +93,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign_url(args: argparse.Namespace) -> int:
+    """Print a signed click URL for an ad server to use."""
+    import time
+
+    from tracker import signing
+
+    keys_text = os.environ.get(args.keys_env, "")
+    try:
+        keys = signing.parse_keys(keys_text)
+        signer = signing.UrlSigner(keys, args.key_id)
+        params = dict(_pair(p) for p in args.param)
+        url = signing.build_click_url(
+            args.base, args.landing, params, signer, args.ttl, time.time()
+        )
+    except ValueError as ex:
+        where = f" in {args.keys_env}" if not keys_text or "key" in str(ex) else ""
+        print(f"cannot sign{where}: {ex}", file=sys.stderr)
+        return 2
+    print(url)
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--param {text!r} is not name=value")
+    return name, value
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print the events in a Kafka topic, one JSON document per line."""
     from confluent_kafka import Consumer, KafkaError
@@ -158,6 +187,19 @@ def parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--timeout", type=float, default=30.0)
     replay.set_defaults(func=cmd_replay)
+
+    sign = sub.add_parser("sign-url", help="build a signed click URL for ad servers")
+    sign.add_argument(
+        "--base", required=True, help="the click path, e.g. https://trk.example/click"
+    )
+    sign.add_argument("--landing", required=True, help="landing URL; may hold {click_id} macros")
+    sign.add_argument("--param", action="append", default=[], help="name=value (repeatable)")
+    sign.add_argument("--ttl", type=int, help="seconds the signature stays valid")
+    sign.add_argument("--key-id", help="key to sign with (default: the last one)")
+    sign.add_argument(
+        "--keys-env", default="TRACKER_CLICK_KEYS", help="variable holding kid:secret,..."
+    )
+    sign.set_defaults(func=cmd_sign_url)
 
     tail = sub.add_parser("tail", help="print the events in a Kafka topic")
     tail.add_argument("topic")

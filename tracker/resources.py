@@ -74,7 +74,7 @@ class TrackingResource:
             self.identify(req, resp, values, event)
         outcome = self.dispatch(event)
         if location is not None:
-            raise falcon.HTTPFound(location, headers=responses.NO_CACHE)
+            raise falcon.HTTPFound(location, headers=dict(responses.NO_CACHE))
         self.respond(resp, event.id if outcome == ACCEPTED else None)
 
     def validate(self, lookup: Lookup) -> dict[str, Any]:
@@ -133,7 +133,7 @@ class TrackingResource:
         )
         if self.redirector is not None and self.redirector.fallback:
             resp.set_header(responses.ERROR_HEADER, ex.header_value())
-            raise falcon.HTTPFound(self.redirector.fallback, headers=responses.NO_CACHE)
+            raise falcon.HTTPFound(self.redirector.fallback, headers=dict(responses.NO_CACHE))
         if self.path.response.always:
             responses.pixel(resp)
             resp.set_header(responses.ERROR_HEADER, ex.header_value())
@@ -219,7 +219,8 @@ class BatchResource:
 
     def item(self, index: int, item: Any, context: dict[str, Any]) -> dict[str, Any]:
         """Judge one item; never raises."""
-        target = self.targets.get(item.get("event")) if isinstance(item, dict) else None
+        name = item.get("event") if isinstance(item, dict) else None
+        target = self.targets.get(name) if isinstance(name, str) else None
         if target is None:
             names = ", ".join(self.targets)
             return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')

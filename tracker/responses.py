@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+from types import MappingProxyType
 
 import falcon
 
 #: A transparent 1x1 GIF89a (42 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
-NO_CACHE = {
-    "Cache-Control": "no-cache, no-store, must-revalidate, private",
-    "Pragma": "no-cache",
-    "Expires": "0",
-}
+# Read-only: Falcon's redirect errors write into the headers they are given.
+NO_CACHE = MappingProxyType(
+    {
+        "Cache-Control": "no-cache, no-store, must-revalidate, private",
+        "Pragma": "no-cache",
+        "Expires": "0",
+    }
+)
 
 ERROR_HEADER = "X-Tracker-Error"
 

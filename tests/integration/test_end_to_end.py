@@ -15,6 +15,7 @@ from tracker.responses import PIXEL
 pytestmark = pytest.mark.integration
 
 CAMPAIGNS = ["c-1", "c-2", "c-3", "camp_4"]
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}
 
 
 def build_requests(n: int, seed: int = 7) -> tuple[list[tuple], list[dict]]:
@@ -30,9 +31,11 @@ def build_requests(n: int, seed: int = 7) -> tuple[list[tuple], list[dict]]:
         cid = rng.choice(CAMPAIGNS)
         roll = rng.random()
         if roll < 0.40:
-            cost = f"0.{rng.randint(0, 999999):06d}"
-            query = {"cid": cid, "crid": f"cr{i % 5}", "iid": f"imp-{i}", "cost": cost, "cb": i}
-            requests.append(("GET", "/imp?" + urllib.parse.urlencode(query), None, {}))
+            # A CPM with cents: 3.07 is 3_070_000 CPM micros, 3070 micros per impression.
+            cents = rng.randint(0, 99_999)
+            price = f"{cents // 100}.{cents % 100:02d}"
+            query = {"cid": cid, "crid": f"cr{i % 5}", "iid": f"imp-{i}", "price": price, "cb": i}
+            requests.append(("GET", "/imp?" + urllib.parse.urlencode(query), None, BROWSER))
             expected.append(
                 {
                     "kind": "impression",
@@ -42,13 +45,14 @@ def build_requests(n: int, seed: int = 7) -> tuple[list[tuple], list[dict]]:
                         "campaign_id": cid,
                         "creative_id": f"cr{i % 5}",
                         "impression_id": f"imp-{i}",
+                        "is_bot": False,
                     },
-                    "metrics": {"impressions": 1, "cost_micros": int(cost.replace("0.", "", 1))},
+                    "metrics": {"impressions": 1, "cost_micros": cents * 10},
                 }
             )
         elif roll < 0.50:
-            query = {"iid": f"imp-{i}", "cost": "free"}
-            requests.append(("GET", "/imp?" + urllib.parse.urlencode(query), None, {}))
+            query = {"iid": f"imp-{i}", "price": "free"}
+            requests.append(("GET", "/imp?" + urllib.parse.urlencode(query), None, BROWSER))
             expected.append(
                 {"kind": "impression", "id": f"imp-{i}", "status": 200, "rejected": True}
             )

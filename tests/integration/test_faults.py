@@ -76,7 +76,7 @@ class PacedLoad:
 def impression(prefix: str):
     def make(i: int):
         event_id = f"{prefix}-{i}"
-        query = urllib.parse.urlencode({"cid": "c-1", "iid": event_id, "cost": "0.001"})
+        query = urllib.parse.urlencode({"cid": "c-1", "iid": event_id, "price": "1.5"})
         return event_id, "GET", f"/imp?{query}", None, {}
 
     return make

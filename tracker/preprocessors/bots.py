@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -157,18 +158,27 @@ class BotFilter(Preprocessor):
 
     options_schema: ClassVar = BotFilterOptions
 
+    #: Distinct user agents whose verdict is remembered. Traffic repeats a few
+    #: thousand user agents, and a search over every pattern costs 10-90 us a
+    #: user agent while a cache hit costs well under 1 us; the cache is bounded.
+    CACHE_SIZE = 8192
+
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__(name, options)
         self.regex = compile_patterns(effective_patterns(options))
         self.drop = options["action"] == "drop"
         self.dimension = options["dimension"]
         self.empty_is_bot = options["empty_user_agent_is_bot"]
+        self._matches = functools.lru_cache(maxsize=self.CACHE_SIZE)(self._search)
+
+    def _search(self, user_agent: str) -> bool:
+        return self.regex.search(user_agent) is not None
 
     def is_bot(self, user_agent: str | None) -> bool:
         """Return whether ``user_agent`` matches a pattern, or is empty and that counts."""
         if not user_agent:
             return self.empty_is_bot
-        return self.regex.search(user_agent) is not None
+        return self._matches(user_agent)
 
     def process(self, event: Event) -> Event | None:
         """Set the bot dimension, or drop the event if it is a bot and dropping is on."""

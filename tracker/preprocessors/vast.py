@@ -168,6 +168,11 @@ class VastMetrics(Preprocessor):
 
     Events without the ``vast_event`` dimension pass unchanged. See the module
     documentation for what is produced and how to aggregate it.
+
+    Options:
+        quartile_watch_time: If false, ``watch_ms`` comes only from a playhead
+            or a progress offset, never from the position an event name implies
+            (``start``, quartiles, ``complete``). Default true.
     """
 
     options_schema: ClassVar = VastMetricsOptions

@@ -85,7 +85,10 @@ or repository@digest when image.digest is set.
 {{- end }}
 
 {{/*
-Environment shared by the server and the topics job.
+Environment shared by the server and the topics job: what the tracker YAML refers to
+(${TRACKER_KAFKA_BOOTSTRAP}, ${TRACKER_LOG_DIR}, ${TRACKER_SPOOL_DIR} and the secrets)
+and the log level. The secrets are optional secretKeyRefs: a missing Secret or key
+leaves the variable unset, and the shipped config's ${NAME:-} then reads "".
 */}}
 {{- define "tracker.env" -}}
 - name: TRACKER_CONFIG
@@ -94,11 +97,81 @@ Environment shared by the server and the topics job.
   value: {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | quote }}
 - name: TRACKER_LOG_DIR
   value: {{ .Values.paths.logDir | quote }}
+- name: TRACKER_SPOOL_DIR
+  value: {{ .Values.paths.spoolDir | quote }}
 - name: TRACKER_LOG_LEVEL
   value: {{ .Values.server.logLevel | quote }}
+{{- with include "tracker.secretName" . }}
+{{- $secret := . }}
+{{- range $env, $key := dict "TRACKER_CLICK_KEYS" "clickKeys" "TRACKER_PRICE_ENCRYPTION_KEY" "priceEncryptionKey" "TRACKER_PRICE_INTEGRITY_KEY" "priceIntegrityKey" }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $key }}
+      optional: true
+{{- end }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the tracker's keys: secrets.existingSecret, the chart's own
+Secret when secrets.create, else empty (no secret variables at all).
+*/}}
+{{- define "tracker.secretName" -}}
+{{- if and .Values.secrets.existingSecret .Values.secrets.create }}
+{{- fail "set secrets.existingSecret (a Secret you manage) or secrets.create (the chart's Secret from secrets.clickKeys...), not both" }}
+{{- end }}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else if .Values.secrets.create }}
+{{- include "tracker.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The tracker YAML of the ConfigMap: the `config` value when set, which replaces the
+shipped file entirely, else files/tracker.yaml (a symlink to the repository's
+config/tracker.yaml; `helm package` stores the file itself), verbatim.
+*/}}
+{{- define "tracker.configText" -}}
+{{- if .Values.config }}
+{{- if not (kindIs "map" .Values.config) }}
+{{- fail "config must be the whole tracker YAML as a map (or empty for the shipped config/tracker.yaml)" }}
+{{- end }}
+{{- if not (and .Values.config.collectors .Values.config.paths) }}
+{{- fail "config replaces the shipped tracker.yaml entirely (it is not merged with it), so it needs collectors and paths: start from a copy of config/tracker.yaml (see the chart's README)" }}
+{{- end }}
+# Rendered by the {{ .Chart.Name }} chart from the `config` value, which replaces config/tracker.yaml.
+{{ toYaml .Values.config }}
+{{- else }}
+{{- $text := .Files.Get "files/tracker.yaml" }}
+{{- if not $text }}
+{{- fail "files/tracker.yaml is missing or empty: it is a symlink to config/tracker.yaml, which needs a checkout with symlinks (or set `config`)" }}
+{{- end }}
+# The {{ .Chart.Name }} chart's files/tracker.yaml: the repository's config/tracker.yaml, verbatim.
+{{ $text | trimSuffix "\n" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The spool volume's source: spool.volume, one volume source. The default emptyDir is
+dropped when another source is given, so that --set spool.volume.hostPath.path=/x
+works without also setting spool.volume.emptyDir=null.
+*/}}
+{{- define "tracker.spoolVolumeSource" -}}
+{{- $source := .Values.spool.volume | default dict }}
+{{- $others := omit $source "emptyDir" }}
+{{- if $others }}
+{{- $source = $others }}
+{{- end }}
+{{- if ne (len $source) 1 }}
+{{- fail (printf "spool.volume must be exactly one volume source (emptyDir, hostPath, persistentVolumeClaim...), not %v" (keys $source | sortAlpha)) }}
+{{- end }}
+{{- toYaml $source }}
 {{- end }}
 
 {{/*
