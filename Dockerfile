@@ -1,7 +1,8 @@
 # The tracker image: `docker build -t tracker .`, then
 #   docker run --rm -p 8080:8080 -e TRACKER_KAFKA_BOOTSTRAP=broker:9092 tracker
-# It runs as uid 10001 and writes only to /tmp, $PROMETHEUS_MULTIPROC_DIR and
-# $TRACKER_LOG_DIR, so it also runs with a read-only root filesystem
+# It runs as uid 10001 and writes only to /tmp, $PROMETHEUS_MULTIPROC_DIR,
+# $TRACKER_LOG_DIR and $TRACKER_SPOOL_DIR (mount a volume there: see
+# docs/delivery.md), so it also runs with a read-only root filesystem
 # (docker run --read-only --tmpfs /tmp --tmpfs /var/lib/tracker ..., or the Helm chart).
 
 # Both stages use the same Python, so the venv's interpreter links stay valid.
@@ -34,7 +35,7 @@ FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 tracker \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin tracker \
-    && mkdir -p /var/lib/tracker/log \
+    && mkdir -p /var/lib/tracker/log /var/lib/tracker/spool \
     && chown -R 10001:10001 /var/lib/tracker
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
@@ -47,6 +48,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRACKER_GUNICORN_CONF=/app/config/gunicorn.conf.py \
     TRACKER_CONFIG=/app/config/tracker.yaml \
     TRACKER_LOG_DIR=/var/lib/tracker/log \
+    TRACKER_SPOOL_DIR=/var/lib/tracker/spool \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 USER 10001:10001
 EXPOSE 8080

@@ -3,12 +3,18 @@
 #
 #   bash scripts/helm.sh          # quiet on success: one summary line
 #
-# For the default values, each helm/tracker/ci/*-values.yaml and a few --set
-# variations it runs `helm lint --strict` and `helm template`, then checks with
-# Python + PyYAML that every manifest parses and that the kinds and invariants
-# hold (selectors without the chart version, checksum/config, no `replicas` under
-# an HPA, read-only root with writable emptyDirs...). When $PYTHON can also
-# import `tracker`, the rendered tracker.yaml is validated by the tracker itself.
+# For the default values, each helm/tracker/ci/*-values.yaml, config/tracker.yaml
+# copied into the `config` value, and a few --set variations it runs `helm lint
+# --strict` and `helm template`, then checks with Python + PyYAML that every manifest
+# parses and that the kinds and invariants hold (selectors without the chart version,
+# checksum/config, no `replicas` under an HPA, read-only root with writable emptyDirs
+# and the spool volume, optional secretKeyRefs, no secret in the ConfigMap, the
+# shipped config/tracker.yaml verbatim in the ConfigMap by default...). Values that
+# must be refused are tried too, and `helm package` must store config/tracker.yaml
+# (files/tracker.yaml is a symlink to it). When $PYTHON can also import `tracker`,
+# the rendered tracker.yaml is validated by the tracker itself, with the environment
+# of the Deployment and of the topics Job (secretKeyRef variables unset), and the
+# volumes' sizeLimits are checked against its spool and log caps.
 #
 # helm: $HELM if set, else var/bin/helm, installed there on first use with
 # `go install` from the Go module proxy (a few minutes, once per machine).
@@ -101,6 +107,21 @@ done
 add_case "--set autoscaling.enabled=true" \
     "ConfigMap Deployment HorizontalPodAutoscaler Job PodDisruptionBudget Service ServiceAccount" \
     "--set autoscaling.enabled=true"
+# The spool on another volume source: the default emptyDir must give way.
+add_case "--set spool.volume.hostPath.path=/x" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    "--set spool.volume.hostPath.path=/x"
+add_case "--set-json spool.volume=<hostPath>" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    '--set-json spool.volume={"hostPath":{"path":"/var/lib/tracker-spool","type":"Directory"}}'
+# The README's recipe for changing the config: config/tracker.yaml copied under `config:`.
+{
+    echo "config:"
+    sed 's/^/  /' "$ROOT/config/tracker.yaml"
+} >"$WORK/copied-config-values.yaml"
+add_case "config=<copy of config/tracker.yaml>" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    "-f $WORK/copied-config-values.yaml"
 
 names=()
 for case in "${CASES[@]}"; do
@@ -118,15 +139,40 @@ for case in "${CASES[@]}"; do
     names+=("$name")
 done
 
-# Values that must be refused.
-if "$HELM" template "$RELEASE" "$CHART" --kube-version "$KUBE_VERSION" \
-    --set terminationGracePeriodSeconds=20 >/dev/null 2>&1; then
-    die "helm template accepted terminationGracePeriodSeconds=20 (below preStop + graceful_timeout)"
-fi
+# Values that must be refused, each with why.
+refuse() {
+    local why=$1
+    shift
+    if "$HELM" template "$RELEASE" "$CHART" --kube-version "$KUBE_VERSION" "$@" >/dev/null 2>&1; then
+        die "helm template accepted $* ($why)"
+    fi
+}
+refuse "below preStop + graceful_timeout" --set terminationGracePeriodSeconds=30
+refuse "drain + close reach graceful_timeout" --set server.drainSeconds=5 --set server.closeTimeoutSeconds=20
+refuse "a partial config would replace the whole file" --set config.server.max_body_bytes=1024
+refuse "two Secrets" --set secrets.create=true --set secrets.existingSecret=keys
+refuse "two volume sources" --set spool.volume.hostPath.path=/x --set spool.volume.nfs.server=nfs
+refuse "no volume source" --set spool.volume=null
 
-"$PYTHON" - "$WORK/cases" <<'PY'
+# The packaged chart must hold config/tracker.yaml itself, not a dangling symlink.
+quiet "helm package" "$HELM" package "$CHART" --destination "$WORK/package"
+"$PYTHON" - "$WORK/package" "$ROOT/config/tracker.yaml" <<'PY' || die "helm package: files/tracker.yaml is not config/tracker.yaml"
+import glob
+import sys
+import tarfile
+
+(archive,) = glob.glob(sys.argv[1] + "/*.tgz")
+with tarfile.open(archive) as tar:
+    member = tar.getmember("tracker/files/tracker.yaml")
+    packaged = tar.extractfile(member).read() if member.isfile() else b""
+with open(sys.argv[2], "rb") as fh:
+    sys.exit(0 if packaged == fh.read() else 1)
+PY
+
+"$PYTHON" - "$WORK/cases" "$ROOT/config/tracker.yaml" <<'PY'
 """Check the rendered manifests; one line per problem, exit 1 if any."""
 
+import base64
 import re
 import sys
 
@@ -139,6 +185,52 @@ except Exception:  # noqa: BLE001 - the tracker is optional here
 
 problems = []
 total = 0
+# gunicorn's graceful_timeout (config/gunicorn.conf.py).
+GRACEFUL_TIMEOUT = 25
+# The first line of the ConfigMap's tracker.yaml: the `config` value, or the shipped file.
+VALUE_HEADER = "# Rendered by the tracker chart from the `config` value"
+SHIPPED_HEADER = "# The tracker chart's files/tracker.yaml: the repository's config/tracker.yaml, verbatim.\n"
+with open(sys.argv[2], encoding="utf-8") as fh:
+    shipped = fh.read()
+UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+         "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text):
+    """Bytes of a Kubernetes quantity such as 2Gi or 500M."""
+    match = re.fullmatch(r"([0-9.]+)([kMGT]i?|)", str(text))
+    if not match or match.group(2) not in UNITS:
+        raise ValueError(f"unsupported quantity {text!r}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def env_of(container, secrets=None):
+    """Literal variables. valueFrom ones are unknown, so unset, except secretKeyRefs to
+    a key of `secrets` ({(secret name, key): value}, the chart's own Secret)."""
+    env = {}
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef", {})
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif secrets and (ref.get("name"), ref.get("key")) in secrets:
+            env[e["name"]] = secrets[ref["name"], ref["key"]]
+    return env
+
+
+def check_secret_refs(case, what, container, secret_names):
+    refs = {}
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        refs[e["name"]] = ref
+        check(ref.get("optional") is True, case, f"{what}: secretKeyRef {e['name']} not optional")
+    names = ("TRACKER_CLICK_KEYS", "TRACKER_PRICE_ENCRYPTION_KEY", "TRACKER_PRICE_INTEGRITY_KEY")
+    got = [n for n in names if n in refs]
+    check(got in ([], list(names)), case, f"{what}: secret variables {got}, not all three")
+    for name in got:
+        if secret_names:
+            check(refs[name]["name"] in secret_names, case, f"{what}: {name} misses the Secret")
 
 
 def check(ok, case, message):
@@ -236,9 +328,26 @@ for line in open(sys.argv[1], encoding="utf-8"):
 
     # Security and the writable places of a read-only root filesystem.
     podspec = pod["spec"]
-    grace = podspec.get("terminationGracePeriodSeconds", 30)
-    check(grace > 25, case, f"terminationGracePeriodSeconds {grace} <= graceful_timeout 25")
     container = podspec["containers"][0]
+    env = env_of(container)
+    # Shutdown: the pod is done preStop + graceful_timeout after it is told to stop, and
+    # each worker's drain and flush must fit in graceful_timeout.
+    grace = podspec.get("terminationGracePeriodSeconds", 30)
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+    pre_stop = int(pre_stop[1]) if pre_stop else 0
+    check(
+        grace > pre_stop + GRACEFUL_TIMEOUT,
+        case,
+        f"terminationGracePeriodSeconds {grace} <= preStop {pre_stop} + graceful_timeout",
+    )
+    drain, close = env.get("TRACKER_DRAIN_SECONDS"), env.get("TRACKER_CLOSE_TIMEOUT")
+    check(drain is not None and close is not None, case, "TRACKER_DRAIN_SECONDS/CLOSE_TIMEOUT unset")
+    if drain is not None and close is not None:
+        check(
+            float(drain) + float(close) < GRACEFUL_TIMEOUT,
+            case,
+            f"drain {drain} + close {close} s >= graceful_timeout",
+        )
     sc = container.get("securityContext", {})
     check(sc.get("readOnlyRootFilesystem") is True, case, "root filesystem is not read-only")
     check(sc.get("allowPrivilegeEscalation") is False, case, "privilege escalation allowed")
@@ -251,27 +360,99 @@ for line in open(sys.argv[1], encoding="utf-8"):
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         got = container.get(probe, {}).get("httpGet", {}).get("path")
         check(got == path, case, f"{probe} path is {got}, not {path}")
-    env = {e["name"]: e.get("value") for e in container.get("env", [])}
-    empty_dirs = {v["name"] for v in podspec.get("volumes", []) if "emptyDir" in v}
+    volumes = {v["name"]: v for v in podspec.get("volumes", [])}
+    empty_dirs = {name for name, v in volumes.items() if "emptyDir" in v}
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
     for writable in ("/tmp", env.get("TRACKER_LOG_DIR"), env.get("PROMETHEUS_MULTIPROC_DIR")):
         check(mounts.get(writable) in empty_dirs, case, f"{writable} is not an emptyDir mount")
+    spool_volume = volumes.get(mounts.get(env.get("TRACKER_SPOOL_DIR")), {})
+    check(
+        mounts.get(env.get("TRACKER_SPOOL_DIR")) == "spool",
+        case,
+        f"TRACKER_SPOOL_DIR {env.get('TRACKER_SPOOL_DIR')} is not the spool volume's mount",
+    )
+    check(len(spool_volume) == 2, case, f"the spool volume has not one source: {spool_volume}")
     check(
         env.get("TRACKER_BIND", "").startswith("0.0.0.0:"), case, "TRACKER_BIND not 0.0.0.0"
     )
     check(bool(env.get("TRACKER_KAFKA_BOOTSTRAP")), case, "TRACKER_KAFKA_BOOTSTRAP unset")
 
+    # Secrets: optional references only, never values in the ConfigMap.
+    secrets = by_kind.get("Secret", [])
+    secret_names = {s["metadata"]["name"] for s in secrets}
+    check_secret_refs(case, "Deployment", container, secret_names)
+    jobs = [j["spec"]["template"]["spec"]["containers"][0] for j in by_kind.get("Job", [])]
+    for job_container in jobs:
+        check_secret_refs(case, "Job", job_container, secret_names)
+    if secrets:
+        check(
+            "checksum/secret" in pod["metadata"].get("annotations", {}),
+            case,
+            "no checksum/secret pod annotation",
+        )
+
     # The tracker config: mounted where TRACKER_CONFIG points, valid for the tracker.
     configmap = by_kind["ConfigMap"][0]
     text = configmap["data"]["tracker.yaml"]
-    check(isinstance(yaml.safe_load(text), dict), case, "tracker.yaml is not a mapping")
+    data = yaml.safe_load(text)
+    check(isinstance(data, dict), case, "tracker.yaml is not a mapping")
+    if not text.startswith(VALUE_HEADER):
+        check(
+            text == SHIPPED_HEADER + shipped,
+            case,
+            "the ConfigMap's tracker.yaml is not config/tracker.yaml verbatim",
+        )
+    elif case.startswith("config=<copy"):
+        check(data == yaml.safe_load(shipped), case, "the copied config differs from the file")
+    secret_values = {}
+    for secret in secrets:
+        for key, value in (secret.get("data") or {}).items():
+            plain = base64.b64decode(value).decode()
+            secret_values[secret["metadata"]["name"], key] = plain
+            check(plain not in text, case, f"the ConfigMap holds the secret {key}")
     config_dir = env.get("TRACKER_CONFIG", "").rsplit("/", 1)[0]
     check(mounts.get(config_dir) == "config", case, "TRACKER_CONFIG is not in the config mount")
-    if load_text is not None:
+    if load_text is None:
+        continue
+    # With the secrets unset (unknown here; a Secret or key may be missing), and with
+    # the values of the chart's own Secret when it renders one.
+    environs = [("Deployment", env)] + [("Job", env_of(c)) for c in jobs]
+    if secret_values:
+        environs.append(("Deployment with the Secret", env_of(container, secret_values)))
+    config = None
+    for what, environ in environs:
         try:
-            load_text(text, {k: v for k, v in env.items() if v is not None})
+            config = load_text(text, environ)
         except ConfigError as ex:
-            problems.append(f"{case}: rendered tracker.yaml is invalid: {ex.errors}")
+            problems.append(f"{case}: rendered tracker.yaml is invalid for the {what}: {ex.errors}")
+    if config is None:
+        continue
+
+    # Volume sizes against the config's caps (eviction comes before the tracker's limits).
+    spool_dir, log_dir = env["TRACKER_SPOOL_DIR"], env["TRACKER_LOG_DIR"]
+    spool_caps = log_bytes = 0
+    for name, plugin in config.collectors.items():
+        options = plugin.options
+        spool = options.get("spool") if isinstance(options.get("spool"), dict) else None
+        if spool and spool.get("directory", "").startswith(spool_dir + "/"):
+            spool_caps += spool["max_bytes"]
+        if plugin.type == "log" and options["path"].startswith(log_dir + "/"):
+            log_bytes += options["max_bytes"] * (options["backup_count"] + 1)
+    limit = spool_volume.get("emptyDir", {}).get("sizeLimit")
+    if limit is not None:
+        check(
+            quantity(limit) > spool_caps,
+            case,
+            f"spool emptyDir sizeLimit {limit} <= the spools' max_bytes ({spool_caps})",
+        )
+    limit = volumes.get("logs", {}).get("emptyDir", {}).get("sizeLimit")
+    workers = env.get("TRACKER_WORKERS")
+    if limit is not None and workers:
+        check(
+            quantity(limit) >= int(workers) * log_bytes,
+            case,
+            f"logs sizeLimit {limit} < {workers} workers x {log_bytes} bytes of rotated logs",
+        )
 
 for problem in problems:
     print(f"helm.sh: {problem}", file=sys.stderr)

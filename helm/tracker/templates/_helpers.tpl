@@ -153,7 +153,7 @@ config/tracker.yaml; `helm package` stores the file itself), verbatim.
 {{- fail "files/tracker.yaml is missing or empty: it is a symlink to config/tracker.yaml, which needs a checkout with symlinks (or set `config`)" }}
 {{- end }}
 # The {{ .Chart.Name }} chart's files/tracker.yaml: the repository's config/tracker.yaml, verbatim.
-{{ $text | trimSuffix "\n" }}
+{{ $text }}
 {{- end }}
 {{- end }}
 
