@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tracker.config import Config
 from tracker.event import Event
+from tracker.filters import EventFilter
 from tracker.plugins import Collector
 from tracker.spool import Segment, is_segment
 
@@ -71,6 +72,7 @@ def replay(
         timeout: Seconds to wait, per collector, for outstanding deliveries.
     """
     collectors: dict[str, Collector] = {}
+    filters = {n: EventFilter(p.filter) for n, p in config.collectors.items() if p.filter}
     report = ReplayReport()
 
     def target(name: str) -> Collector:
@@ -87,7 +89,10 @@ def replay(
                     report.skipped += 1
                     continue
                 for name in names:
-                    target(name).collect(event)
+                    # The same field filter as on the request path: a replay never
+                    # shows a collector more than it was allowed to see.
+                    field_filter = filters.get(name)
+                    target(name).collect(field_filter(event) if field_filter else event)
                     report.sent[name] = report.sent.get(name, 0) + 1
     finally:
         for collector in collectors.values():
