@@ -31,6 +31,7 @@ from tracker.model import (
     ServerConfig,
     UserCookieConfig,
 )
+from tracker.paths import build_paths
 from tracker.plugins import (
     COLLECTOR_GROUP,
     PREPROCESSOR_GROUP,
@@ -107,8 +108,6 @@ def load_text(text: str, environ: Mapping[str, str] | None = None) -> Config:
 
 def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
     """Validate already-parsed data; see :func:`load_file`."""
-    from tracker.paths import build_paths
-
     problems = Problems()
     if not isinstance(raw, dict):
         raise ConfigError([f"<root>: must be a mapping (found: {raw!r})"])
