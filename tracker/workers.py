@@ -30,6 +30,21 @@ def drain_seconds() -> float:
     return float(os.environ.get("TRACKER_DRAIN_SECONDS", "2"))
 
 
+def close_timeout() -> float:
+    """Seconds a stopping worker may spend flushing its collectors (``worker_exit``)."""
+    return float(os.environ.get("TRACKER_CLOSE_TIMEOUT", "10"))
+
+
+def in_flight_budget(graceful_timeout: float) -> int:
+    """Seconds left for in-flight requests once draining and flushing are paid for.
+
+    The master SIGKILLs a worker ``graceful_timeout`` seconds after SIGTERM, and
+    a killed worker loses what its producer still holds: drain, in-flight
+    requests and the collectors' flush must all fit in that window.
+    """
+    return max(1, math.floor(graceful_timeout - drain_seconds() - close_timeout() - 1))
+
+
 class _ErrorLog:
     """What meinheld's C server calls on an application error: ``error(type, value, tb)``."""
 
@@ -105,12 +120,16 @@ class MeinheldWorker(StockMeinheldWorker):
             return
         self._stopping = True
         self.log.info("worker %s draining for %.0f s", self.pid, drain_seconds())
+        # Answer with "Connection: close" from now on: a client on a keep-alive
+        # connection would otherwise keep the worker's loop busy past the master's
+        # deadline, and the worker would be killed before it flushed.
+        server.set_keepalive(0)
         delay = math.ceil(drain_seconds())
-        graceful = int(self.cfg.graceful_timeout)
+        budget = in_flight_budget(self.cfg.graceful_timeout)
         if delay <= 0:
-            server.stop(graceful)
+            server.stop(budget)
         else:
-            server.schedule_call(delay, server.stop, graceful)
+            server.schedule_call(delay, server.stop, budget)
 
 
 class ThreadWorker(StockThreadWorker):

@@ -145,10 +145,15 @@ def test_sigterm_under_load_loses_nothing(server_factory):
     with PacedLoad(server.port, 300, impression("term")) as load:
         time.sleep(3)
         server.proc.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
         # Draining: still serving, but no longer ready.
         assert wait_until(lambda: server.get("/readyz")[0] == 503, 2.5, step=0.1)
         assert json.loads(server.get("/readyz")[2])["status"] == "draining"
         assert server.proc.wait(40) == 0
+        # The workers finished on their own, well before the master's SIGKILL deadline
+        # (graceful_timeout, 25 s), although the load kept its connections alive.
+        assert time.monotonic() - terminated < 20
+        assert server.output.read_text().count("Worker exiting") == 2
         time.sleep(0.5)
     accepted = load.accepted()
     assert len(accepted) > 500
@@ -204,7 +209,7 @@ def test_memory_stays_flat_while_the_broker_is_down(server_factory, live_broker)
     live_broker.down()
     started = time.monotonic()
     with PacedLoad(server.port, 400, impression("flat")) as load:
-        while time.monotonic() - started < 150:
+        while time.monotonic() - started < 180:
             time.sleep(10)
             spool = sum(p.stat().st_size for p in server.spool_files())
             samples.append((time.monotonic() - started, rss_kib(server.workers()), spool))

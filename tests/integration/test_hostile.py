@@ -1,0 +1,104 @@
+"""Hostile bytes at real gunicorn + meinheld: refused cheaply with a 4xx, never a 5xx or a crash."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+
+def raw(port: int, data: bytes) -> int | None:
+    """Send raw bytes; return the status code, or None if the server closed without one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    if not reply.startswith(b"HTTP/1."):
+        return None
+    return int(reply.split(b" ", 2)[1])
+
+
+CASES = {
+    "long_url": (b"GET /imp?cid=" + b"a" * 6000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "huge_header": (
+        b"GET /imp?cid=c HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 20000 + b"\r\n\r\n",
+        431,
+    ),
+    "bad_utf8_query": (b"GET /imp?cid=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "bad_escape": (b"GET /conv?cid=%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "raw_high_bytes": (b"GET /imp?cid=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "bad_utf8_path": (b"GET /vast/%c3%28 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "body_too_large": (
+        b"POST /conv HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 70000\r\n\r\n" + b" " * 70000,
+        413,
+    ),
+    "huge_declared_body": (
+        b"POST /conv HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 900000000\r\n\r\n{}",
+        413,
+    ),
+    "invalid_json_utf8": (
+        b"POST /conv HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 9\r\n\r\n{"c":"\xff"}',
+        400,
+    ),
+    "batch_not_array": (
+        b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+        400,
+    ),
+    "method": (b"DELETE /imp HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    "unknown": (b"GET /wp-login.php HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, broker):
+    from tests.integration.conftest import Server
+
+    server = Server(tmp_path_factory.mktemp("hostile"), broker)
+    server.setup_topics()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_hostile_request_gets_its_4xx(server, name):
+    data, status = CASES[name]
+    assert raw(server.port, data) == status
+
+
+def test_random_garbage_never_gets_a_5xx_and_the_workers_survive(server):
+    rng = random.Random(20261128)
+    workers = server.workers()
+    statuses = []
+    for _ in range(600):
+        target = rng.choice(
+            [b"/imp", b"/conv", b"/click", b"/vast/start", b"/bill", b"/events", b"/"]
+        )
+        query = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
+        method = rng.choice([b"GET", b"POST", b"PUT", b"BREW"])
+        request = (
+            method
+            + b" "
+            + target
+            + b"?"
+            + query.replace(b" ", b"+").replace(b"\r", b"").replace(b"\n", b"")
+        )
+        request += b" HTTP/1.1\r\nHost: x\r\nContent-Type: " + rng.choice(
+            [b"application/json", b"text/x"]
+        )
+        request += b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        statuses.append(raw(server.port, request))
+    assert not [s for s in statuses if s is not None and s >= 500]
+    assert sum(1 for s in statuses if s is not None) > 500
+    assert server.workers() == workers, "a worker died"
+    assert server.get("/healthz")[0] == 200
