@@ -325,6 +325,7 @@ class KafkaCollector(Collector):
             now = time.monotonic()
             if now >= next_sync:
                 self.spool.sync()
+                self.spool.refresh()
                 metrics.SPOOL_BYTES.labels(self.name).set(self.spool.size())
                 next_sync = now + sync_every
             if not self._up:

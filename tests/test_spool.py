@@ -122,3 +122,14 @@ def test_existing_segments_count_towards_the_cap(tmp_path):
     second = make(tmp_path, max_bytes=10_000)
     assert second.size() == first.size()
     assert second.pending()
+
+
+def test_the_cap_counts_other_writers_once_refreshed(tmp_path):
+    first = make(tmp_path, max_bytes=10_000)
+    second = make(tmp_path, max_bytes=10_000)
+    for _ in range(60):
+        assert first.append(b"a" * 100)
+    # The second writer learns of the first one's growth when it re-measures.
+    second.refresh()
+    assert second.size() == first.size()
+    assert sum(second.append(b"b" * 100) for _ in range(60)) < 40

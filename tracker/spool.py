@@ -80,6 +80,11 @@ class Spool:
                     continue
         self._on_disk = total
 
+    def refresh(self) -> None:
+        """Re-measure the directory: other workers' segments grow and shrink too."""
+        with self._lock:
+            self._rescan()
+
     def size(self) -> int:
         """Return the bytes held by every segment, as last measured plus appends since."""
         with self._lock:
