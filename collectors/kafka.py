@@ -9,7 +9,9 @@ Nothing accepted is dropped: an event the producer cannot take (queue full,
 broker down) or fails to deliver goes to the collector's durable spool
 (:mod:`tracker.spool`), and the background thread replays the spool, oldest
 first, once the broker answers again. While the broker is down, new events go
-straight to the spool, so the producer's memory stays bounded.
+straight to the spool, so the producer's memory stays bounded. Events of
+``durable`` paths are written ahead to the spool with fsync and sent by the
+same replay, continuously.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -93,18 +96,6 @@ class KafkaOptions(Schema):
     def _no_bootstrap(self, value: dict, **kwargs: Any) -> None:
         if "bootstrap.servers" in value:
             raise ValidationError("Set bootstrap_servers, not producer.bootstrap.servers.")
-
-
-class _Ack:
-    """Waits for the delivery report of one durable event."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: KafkaError | None = None
-
-    def __call__(self, err: KafkaError | None, msg: Any) -> None:
-        self.error = err
-        self.done.set()
 
 
 class _Batch:
@@ -212,18 +203,14 @@ class KafkaCollector(Collector):
             self._to_spool(value, "queue_full")
 
     def deliver(self, event: Event, timeout: float) -> bool:
-        """Wait for Kafka's acknowledgement; if it does not come, spool with fsync."""
-        value = event.to_json()
-        ack = _Ack()
-        if (
-            self._up
-            and self._produce(event, value, self._counted(ack))
-            and ack.done.wait(timeout)
-            and ack.error is None
-        ):
-            return True
-        # A late acknowledgement after this makes a duplicate, with the same event id.
-        return self._to_spool(value, "durable", sync=True)
+        """Journal the event with fsync; the background thread sends it within ~0.1 s.
+
+        Writing ahead to the spool makes the answer wait for one local fsync
+        instead of a broker round trip, which would hold a meinheld worker. The
+        spool's replay delivers it and deletes the segment once acknowledged,
+        so there is no second copy to de-duplicate.
+        """
+        return self._to_spool(event.to_json(), "durable", sync=True)
 
     def _produce(self, event: Event, value: bytes, callback: Any) -> bool:
         topic, key_spec = self.routing.get(event.type, self.default_routing)
@@ -282,16 +269,6 @@ class KafkaCollector(Collector):
         self._failed(err, msg.topic())
         self._to_spool(msg.value(), "delivery_failed")
 
-    def _counted(self, ack: _Ack) -> Any:
-        def callback(err: KafkaError | None, msg: Any) -> None:
-            if err is None:
-                self._delivered()
-            else:
-                self._failed(err, msg.topic())
-            ack(err, msg)
-
-        return callback
-
     def _delivered(self) -> None:
         metrics.DELIVERED.labels(self.name).inc()
         if not self._up:
@@ -333,7 +310,7 @@ class KafkaCollector(Collector):
                     self._probe()
                     next_probe = now + self.options["probe_interval"]
             elif self.spool.active_records() or self.spool.pending():
-                self._replay_one()
+                self._replay_one(self._stop.is_set)
 
     def _probe(self) -> None:
         try:
@@ -342,32 +319,40 @@ class KafkaCollector(Collector):
             return
         self._set_up(True)
 
-    def _replay_one(self) -> None:
-        """Replay the oldest unowned segment; delete it once every record is acknowledged."""
+    def _replay_one(self, stop: Callable[[], bool]) -> bool:
+        """Replay the oldest unowned segment; delete it once every record is acknowledged.
+
+        Args:
+            stop: Returns True when the replay must give up (the segment is kept).
+
+        Returns:
+            Whether a segment was replayed completely.
+        """
         if self.spool.active_records():
             self.spool.seal()
         segment = self.spool.claim()
         if segment is None:
-            return
+            return False
         batch = _Batch()
-        complete = self._send_segment(segment, batch)
+        complete = self._send_segment(segment, batch, stop)
         deadline = time.monotonic() + self.producer_config()["message.timeout.ms"] / 1000
-        while not batch.settled() and time.monotonic() < deadline:
+        while not batch.settled() and time.monotonic() < deadline and not stop():
             self.producer.poll(0.1)
         if complete and batch.settled() and batch.failed == 0:
             self.spool.forget(segment)
             metrics.REPLAYED.labels(self.name).inc(batch.acked)
-            log.info(
+            log.debug(
                 "kafka collector %s: replayed %d events from %s",
                 self.name,
                 batch.acked,
                 segment.path.name,
             )
-        else:
-            segment.release()
-            self._set_up(False)
+            return True
+        segment.release()
+        self._set_up(False)
+        return False
 
-    def _send_segment(self, segment: Segment, batch: _Batch) -> bool:
+    def _send_segment(self, segment: Segment, batch: _Batch, stop: Callable[[], bool]) -> bool:
         for payload in segment.records():
             try:
                 event = Event.from_dict(json.loads(payload))
@@ -375,11 +360,11 @@ class KafkaCollector(Collector):
                 metrics.FAILED.labels(self.name, "corrupt_spool_record").inc()
                 continue
             while not self._produce(event, payload, batch):
-                if self._stop.is_set() or not self._up:
+                if stop() or not self._up:
                     return False
                 self.producer.poll(0.1)
             batch.sent += 1
-            if self._stop.is_set() or not self._up:
+            if stop() or not self._up:
                 return False
         return True
 
@@ -401,7 +386,16 @@ class KafkaCollector(Collector):
         if self._poller is not None:
             self._poller.join(timeout=max(1.0, timeout / 2))
         lost_before = self.lost
-        pending = self.producer.flush(timeout / 2 if self._up else 0)
+        deadline = time.monotonic() + timeout / 2
+
+        # Durable events journaled in the last moments, and anything else spooled,
+        # go out now if the broker answers: the spool may not outlive the pod.
+        def past_deadline() -> bool:
+            return time.monotonic() > deadline
+
+        while self._up and not past_deadline() and self._replay_one(past_deadline):
+            pass
+        pending = self.producer.flush(max(0.0, deadline - time.monotonic()) if self._up else 0)
         if pending:
             # Their delivery reports (purged) run _on_delivery, which spools them.
             self.producer.purge(in_queue=True, in_flight=True)

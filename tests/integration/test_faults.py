@@ -176,7 +176,7 @@ def test_sigkill_on_a_durable_path_loses_no_acknowledged_event(server_factory, l
         os.kill(victim, signal.SIGKILL)
         time.sleep(4)
         assert server.spool_files(), "nothing was spooled while the broker was down"
-        # Phase 2, broker up: acknowledgements come from Kafka.
+        # Phase 2, broker up: the journal is replayed to Kafka as it is written.
         live_broker.up()
         time.sleep(4)
         os.kill(sorted(server.workers())[-1], signal.SIGKILL)
