@@ -37,6 +37,7 @@ class Event:
     context: dict[str, str | None] = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received_at: float = field(default_factory=time.time)
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the envelope as plain JSON-compatible data."""
@@ -52,8 +53,17 @@ class Event:
         }
 
     def to_json(self) -> bytes:
-        """Serialise the envelope as compact UTF-8 JSON."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        """Serialise the envelope as compact UTF-8 JSON.
+
+        The result is computed once and shared by every collector that asks:
+        an event is frozen once the pipeline hands it to the collectors
+        (preprocessors change it before; a filtered copy is a new event).
+        """
+        if self._json is None:
+            self._json = json.dumps(
+                self.to_dict(), separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        return self._json
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:

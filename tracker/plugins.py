@@ -96,7 +96,8 @@ class Collector(Plugin):
         """Take one event; called on the request path.
 
         Must not block on the network or disk sync and must not raise: a
-        failure is counted and logged by the collector itself.
+        failure is counted and logged by the collector itself. Must not change
+        the event: other collectors get the same object.
         """
         raise NotImplementedError
 

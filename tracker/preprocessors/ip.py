@@ -30,7 +30,11 @@ class IpAnonymiser(Preprocessor):
 
     def __init__(self, name, options):
         super().__init__(name, options)
-        self.prefix = {4: options["ipv4_prefix"], 6: options["ipv6_prefix"]}
+        # Host masks computed once: ip_network() per request costs several times more.
+        self.masks = {
+            4: ((1 << 32) - 1) ^ ((1 << (32 - options["ipv4_prefix"])) - 1),
+            6: ((1 << 128) - 1) ^ ((1 << (128 - options["ipv6_prefix"])) - 1),
+        }
 
     def process(self, event: Event) -> Event:
         """Replace the event's IP with its network address."""
@@ -47,5 +51,4 @@ class IpAnonymiser(Preprocessor):
             return None
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-        network = ipaddress.ip_network(f"{ip}/{self.prefix[ip.version]}", strict=False)
-        return str(network.network_address)
+        return str(type(ip)(int(ip) & self.masks[ip.version]))
