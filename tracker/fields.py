@@ -2,7 +2,7 @@
 
 At start-up each path's field list becomes one marshmallow schema. On a
 request, :func:`gather` collects the raw values from their sources, the schema
-loads them, and :func:`build_event_parts` maps the result onto dimensions and
+loads them, and :class:`EventMapper` maps the result onto the event id, dimensions and
 metrics. Nothing here knows HTTP: the caller passes a lookup function.
 """
 
