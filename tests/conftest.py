@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import falcon.testing
 import pytest
 
-from collectors.memory import MemoryCollector
-from tracker.app import Tracker
-from tracker.config import Config, load_file
-from tracker.pipeline import Pipeline
-
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
-ROOT = Path(__file__).parent.parent
-
-
-def fixture_config(name: str, environ: dict[str, str] | None = None) -> Config:
-    """Load ``tests/fixtures/config/<name>.yaml``."""
-    return load_file(FIXTURES / f"{name}.yaml", environ or {})
-
-
-def build_app(config: Config) -> tuple[Tracker, dict[str, MemoryCollector]]:
-    """Build the app with every configured collector replaced by a memory collector."""
-    memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
-    preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
-    filters = {name: p.filter for name, p in config.collectors.items()}
-    tracker = Tracker(config, Pipeline(memory, preprocessors, filters))
-    tracker.open()
-    return tracker, memory
+from tests import ROOT
+from tests.apps import build_app, fixture_config
+from tracker.config import DeliveryConfig, load_file
+from tracker.config.schemas import DeliverySchema
 
 
 @pytest.fixture
@@ -46,3 +26,13 @@ def source_app():
     tracker, memory = build_app(fixture_config("every_source"))
     yield falcon.testing.TestClient(tracker.wsgi), memory
     tracker.close(1.0)
+
+
+@pytest.fixture
+def delivery():
+    """Build a DeliveryConfig from a config block, with the schema's defaults."""
+
+    def make(**block) -> DeliveryConfig:
+        return DeliveryConfig(**DeliverySchema().load(block))
+
+    return make

@@ -8,13 +8,13 @@ import falcon.testing
 import pytest
 
 from collectors.memory import MemoryCollector
-from tests.conftest import ROOT
+from tests import ROOT
 from tracker import metrics
-from tracker.app import Tracker
 from tracker.config import load_file
+from tracker.http.app import Tracker
+from tracker.http.responses import PIXEL
 from tracker.pipeline import Pipeline
 from tracker.plugins import Preprocessor
-from tracker.responses import PIXEL
 
 
 def rejected_count(path: str, reason: str) -> float:
@@ -302,3 +302,50 @@ def test_json_body_is_parsed_as_utf8(default_app):
     resp = client.simulate_post("/conv", body=body, headers={"Content-Type": "application/json"})
     assert resp.status_code == 200
     assert memory["kafka"].events[0].dimensions["order_id"] == "ünï"
+
+
+def requests_count(path: str, outcome: str) -> float:
+    return metrics.REQUESTS.labels(path, outcome)._value.get()
+
+
+JSON = {"Content-Type": "application/json"}
+REFUSALS = {
+    # Before routing: the request limits.
+    "limits": ("_request", "uri_too_long", "GET", "/imp", {"query_string": "a=" + "x" * 5000}),
+    # A pixel path: answered with the pixel and a header.
+    "pixel": ("impression", "invalid_fields", "GET", "/imp", {"params": {"crid": "x"}}),
+    # A JSON path: answered with a titled 4xx.
+    "json": ("conversion", "invalid_json", "POST", "/conv", {"body": "[1]", "headers": JSON}),
+    # A click: the landing-URL checks.
+    "click": (
+        "click",
+        "unlisted_host",
+        "GET",
+        "/click",
+        {"params": {"cid": "c", "url": "https://evil.example/"}},
+    ),
+    # A whole batch, refused before its items are read.
+    "batch": ("events", "invalid_json", "POST", "/events", {"body": "{}", "headers": JSON}),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refusal_is_counted_exactly_once(default_app, case):
+    client, _ = default_app
+    label, reason, method, path, kwargs = REFUSALS[case]
+    before = (rejected_count(label, reason), requests_count(label, "rejected"))
+    resp = client.simulate_request(method, path, **kwargs)
+    assert resp.status_code in (200, 302, 400, 413, 414)
+    assert (rejected_count(label, reason), requests_count(label, "rejected")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+
+
+def test_a_refused_batch_item_is_counted_once_against_its_own_path(default_app):
+    client, _ = default_app
+    before = rejected_count("conversion", "invalid_fields")
+    resp = client.simulate_post("/events", json=[{"event": "conversion", "value": "x"}])
+    assert resp.status_code == 200
+    assert resp.json["results"][0]["reason"] == "invalid_fields"
+    assert rejected_count("conversion", "invalid_fields") == before + 1

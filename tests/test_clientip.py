@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.clientip import ClientIp
+from tracker.http.clientip import ClientIp
 
 
 def test_without_trusted_proxies_the_header_is_ignored():

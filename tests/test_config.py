@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ROOT, fixture_config
+from tests import ROOT
+from tests.apps import fixture_config
 from tracker.config import ConfigError, load_text
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import string
-
 import pytest
 
-from tracker.consent import (
+from tests.tcf import ALPHABET, encode, tc_string
+from tracker.adtech.consent import (
     ConsentDecision,
     gpp_us_opted_out,
     may_store_identifier,
@@ -14,61 +13,6 @@ from tracker.consent import (
     tcf_vendor_consent,
     us_privacy_opted_out,
 )
-
-_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
-
-
-def _encode(fields: list[tuple[int, int]]) -> str:
-    """Write (value, width) fields big-endian, zero-pad to 6 bits, map to web-safe base64."""
-    bits = "".join(format(value, f"0{width}b") for value, width in fields)
-    bits += "0" * (-len(bits) % 6)
-    return "".join(_ALPHABET[int(bits[i : i + 6], 2)] for i in range(0, len(bits), 6))
-
-
-def _letters(code: str) -> int:
-    return (ord(code[0]) - ord("a")) << 6 | (ord(code[1]) - ord("a"))
-
-
-def tc_string(
-    purposes: tuple[int, ...] = (),
-    *,
-    version: int = 2,
-    vendors: tuple[int, ...] = (),
-    max_vendor_id: int = 0,
-    ranges: list[tuple[int, int]] | None = None,
-    purpose_one_treatment: int = 0,
-) -> str:
-    """Build a TCF v2 core segment with the field widths of the specification."""
-    fields = [
-        (version, 6),
-        (17_000_000_000, 36),  # Created, deciseconds
-        (17_000_000_000, 36),  # LastUpdated
-        (7, 12),  # CmpId
-        (1, 12),  # CmpVersion
-        (1, 6),  # ConsentScreen
-        (_letters("en"), 12),  # ConsentLanguage
-        (150, 12),  # VendorListVersion
-        (5, 6),  # TcfPolicyVersion
-        (1, 1),  # IsServiceSpecific
-        (0, 1),  # UseNonStandardTexts
-        (0, 12),  # SpecialFeatureOptIns
-        (sum(1 << (24 - p) for p in purposes), 24),  # PurposesConsent
-        (0, 24),  # PurposesLITransparency
-        (purpose_one_treatment, 1),
-        (_letters("de"), 12),  # PublisherCC
-    ]
-    if ranges is None:
-        fields += [(max_vendor_id, 16), (0, 1)]
-        fields += [(int(v in vendors), 1) for v in range(1, max_vendor_id + 1)]
-    else:
-        fields += [(max_vendor_id, 16), (1, 1), (len(ranges), 12)]
-        for start, end in ranges:
-            if start == end:
-                fields += [(0, 1), (start, 16)]
-            else:
-                fields += [(1, 1), (start, 16), (end, 16)]
-    fields += [(0, 16), (0, 1), (0, 12)]  # no vendor legitimate interest, no restrictions
-    return _encode(fields)
 
 
 def _fibonacci(n: int) -> str:
@@ -90,7 +34,7 @@ def gpp_string(sections: dict[int, str]) -> str:
         header += "0" + _fibonacci(section_id - last)
         last = section_id
     header += "0" * (-len(header) % 6)
-    encoded = "".join(_ALPHABET[int(header[i : i + 6], 2)] for i in range(0, len(header), 6))
+    encoded = "".join(ALPHABET[int(header[i : i + 6], 2)] for i in range(0, len(header), 6))
     return "~".join([encoded, *(sections[k] for k in sorted(sections))])
 
 
@@ -98,7 +42,7 @@ def usnat(sale: int = 2, sharing: int = 2, targeted: int = 2, version: int = 1) 
     """Build a US National core segment (opt-outs: 0 not applicable, 1 opted out, 2 did not)."""
     notices = [(1, 2)] * 6
     sensitive, child = (12, 2) if version == 1 else (16, 3)
-    return _encode(
+    return encode(
         [
             (version, 6),
             *notices,

@@ -7,7 +7,7 @@ import re
 import yaml
 
 from collectors.memory import MemoryCollector
-from tests.conftest import ROOT
+from tests import ROOT
 from tracker.event import Event
 from tracker.pipeline import Pipeline
 
@@ -17,7 +17,7 @@ def code_blocks(doc: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
-def test_plugin_guide_collector_works_in_a_pipeline():
+def test_plugin_guide_collector_works_in_a_pipeline(delivery):
     (source,) = code_blocks("plugins.md", "python")
     namespace: dict = {}
     exec(compile(source, "docs/plugins.md", "exec"), namespace)
@@ -27,7 +27,7 @@ def test_plugin_guide_collector_works_in_a_pipeline():
         {"counter": collector, "mem": MemoryCollector("mem", {"healthy": True})}, {}
     )
     pipeline.open()
-    route = pipeline.route((), ("counter", "mem"))
+    route = pipeline.route((), ("counter", "mem"), delivery())
     for kind in ("impression", "impression", "click"):
         pipeline.dispatch(route, Event(type=kind, path="p"))
     assert collector.counts == {"impression": 2, "click": 1}

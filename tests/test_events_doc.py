@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import falcon.testing
 import pytest
 
-from tests.conftest import ROOT, build_app
+from tests import ROOT
+from tests.apps import build_app
 from tracker.config import load_file
 
 DOC = ROOT / "docs" / "events.md"

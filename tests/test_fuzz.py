@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT, build_app
+from tests import ROOT
+from tests.apps import build_app
 from tracker.config import load_file
 
 ROUTES = [

@@ -6,19 +6,19 @@ import base64
 
 import pytest
 
-from tracker.openrtb import (
+from tracker.adtech.openrtb import (
     AUDIT_PRICE,
     LOSS_REASONS,
     MAX_CPM_MICROS,
     NoticeError,
     Price,
-    PriceCrypto,
     impression_micros,
     loss_reason_name,
     parse_currency,
     parse_price,
     unsubstituted_macro,
 )
+from tracker.adtech.pricecrypto import PriceCrypto
 
 # Example keys and tokens of Google's "Decrypt Price Confirmations" page
 # (https://developers.google.com/authorized-buyers/rtb/response-guide/decrypt-price),

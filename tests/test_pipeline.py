@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collectors.memory import MemoryCollector
-from tracker.config import DeliveryConfig
 from tracker.event import Event
 from tracker.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
 from tracker.plugins import Collector, Preprocessor
@@ -35,10 +34,10 @@ def make_pipeline():
     return Pipeline(collectors, preprocessors), collectors
 
 
-def test_events_reach_only_the_routed_collectors():
+def test_events_reach_only_the_routed_collectors(delivery):
     pipeline, collectors = make_pipeline()
-    only_a = pipeline.route((), ("a",))
-    both = pipeline.route(("tag",), ("a", "b"))
+    only_a = pipeline.route((), ("a",), delivery())
+    both = pipeline.route(("tag",), ("a", "b"), delivery())
     first, second = Event(type="x", path="p"), Event(type="y", path="q")
     assert pipeline.dispatch(only_a, first) == ACCEPTED
     assert pipeline.dispatch(both, second) == ACCEPTED
@@ -48,16 +47,16 @@ def test_events_reach_only_the_routed_collectors():
     assert first.dimensions == {}
 
 
-def test_a_preprocessor_can_drop_an_event():
+def test_a_preprocessor_can_drop_an_event(delivery):
     pipeline, collectors = make_pipeline()
-    route = pipeline.route(("drop", "tag"), ("a",))
+    route = pipeline.route(("drop", "tag"), ("a",), delivery())
     assert pipeline.dispatch(route, Event(type="x", path="p", dimensions={"bot": True})) == DROPPED
     assert collectors["a"].events == []
 
 
-def test_a_raising_collector_does_not_stop_the_others(caplog):
+def test_a_raising_collector_does_not_stop_the_others(caplog, delivery):
     pipeline, collectors = make_pipeline()
-    route = pipeline.route((), ("bad", "a"))
+    route = pipeline.route((), ("bad", "a"), delivery())
     event = Event(type="x", path="p")
     assert pipeline.dispatch(route, event) == ACCEPTED
     assert collectors["a"].events == [event]
@@ -86,10 +85,10 @@ class Unsafe(Collector):
         return False
 
 
-def test_durable_route_waits_on_every_collector_and_reports_unsafe():
+def test_durable_route_waits_on_every_collector_and_reports_unsafe(delivery):
     pipeline, collectors = make_pipeline()
     pipeline.collectors["unsafe"] = unsafe = Unsafe("unsafe", {})
-    durable = DeliveryConfig(mode="durable", timeout=2.5)
+    durable = delivery(**{"class": "durable", "timeout": 2.5})
     event = Event(type="x", path="p")
     assert pipeline.dispatch(pipeline.route((), ("a",), durable), event) == ACCEPTED
     assert pipeline.dispatch(pipeline.route((), ("unsafe", "a"), durable), event) == UNSAFE

@@ -12,17 +12,19 @@ from falcon.uri import parse_query_string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.signing import (
-    SignatureError,
+from tracker.adtech.landing import (
     UnsafeUrl,
-    UrlSigner,
-    build_click_url,
     check_landing_url,
     compile_allow_list,
-    fill_macros,
     host_allowed,
-    parse_keys,
     to_location,
+)
+from tracker.adtech.signing import (
+    SignatureError,
+    UrlSigner,
+    build_click_url,
+    fill_macros,
+    parse_keys,
 )
 
 OLD = b"old-secret-0123456789"

@@ -1,5 +1,19 @@
 """tracker: tracking URLs in, validated events out to Kafka and other collectors.
 
-The public plugin API is :mod:`tracker.plugins` (``Collector``,
-``Preprocessor``) and :mod:`tracker.event` (``Event``).
+The plugin API, the only part of ``tracker`` a collector or preprocessor
+(built in or third party) may import:
+
+- :mod:`tracker.plugins`: ``Plugin``, ``Collector``, ``Preprocessor`` (the
+  contract, in their docstrings) and ``PluginLoadError``.
+- :mod:`tracker.event`: ``Event``, what every collector receives.
+- :mod:`tracker.spool`: ``Spool`` and ``Segment``, a durable local queue for a
+  collector whose sink can be down.
+- :mod:`tracker.metrics`: the collector-agnostic counters (``COLLECTED``,
+  ``DELIVERED``, ``FAILED``, ``SPOOLED``, ``REPLAYED``, ``SPOOL_BYTES``,
+  ``SINK_UP``), each labelled by the collector's block name; a plugin defines
+  any metric of its own in its own module.
+
+Everything else (``tracker.config``, ``tracker.http``, ``tracker.adtech``,
+``tracker.intake``...) is internal and may change. The package is laid out
+by role; ``docs/architecture.md`` walks through it.
 """

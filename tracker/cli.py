@@ -97,7 +97,7 @@ def cmd_sign_url(args: argparse.Namespace) -> int:
     """Print a signed click URL for an ad server to use."""
     import time
 
-    from tracker import signing
+    from tracker.adtech import signing
 
     keys_text = os.environ.get(args.keys_env, "")
     try:

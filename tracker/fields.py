@@ -15,9 +15,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from tracker import openrtb
-from tracker.model import FieldConfig, PathConfig
-from tracker.schemas import STRUCTURED
+from tracker.adtech import openrtb
+from tracker.adtech.pricecrypto import PriceCrypto
+from tracker.config.model import FieldConfig, PathConfig
+from tracker.config.schemas import STRUCTURED
 
 #: ``lookup(source, key)`` returns the raw value, or ``None`` when absent.
 Lookup = Callable[[str, str], Any]
@@ -70,7 +71,7 @@ class AuctionPrice(fields.Field):
     ``encrypted``.
     """
 
-    def __init__(self, *, crypto: openrtb.PriceCrypto | None = None, **kwargs):
+    def __init__(self, *, crypto: PriceCrypto | None = None, **kwargs):
         super().__init__(**kwargs)
         self.crypto = crypto
 
@@ -127,8 +128,7 @@ def _validators(spec: FieldConfig) -> list:
 
 
 def _price(spec: FieldConfig, **common: Any) -> fields.Field:
-    crypto = openrtb.PriceCrypto.from_config(*spec.price_keys) if spec.price_keys else None
-    return AuctionPrice(crypto=crypto, **common)
+    return AuctionPrice(crypto=spec.price_crypto, **common)
 
 
 _CONSTRUCTORS: dict[str, Callable[..., fields.Field]] = {

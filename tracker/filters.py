@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tracker.config.model import FieldFilter
 from tracker.event import Event
-from tracker.model import FieldFilter
 
 SECTIONS = ("dimensions", "metrics", "context")
 
 
 class EventFilter:
-    """A compiled :class:`~tracker.model.FieldFilter`."""
+    """A compiled :class:`~tracker.config.FieldFilter`."""
 
     def __init__(self, spec: FieldFilter) -> None:
         self.allow = spec.mode == "allow"

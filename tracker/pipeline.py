@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tracker import metrics
+from tracker.config.model import Config, DeliveryConfig, FieldFilter
 from tracker.event import Event
 from tracker.filters import EventFilter
-from tracker.model import Config, DeliveryConfig, FieldFilter
 from tracker.plugins import Collector, Plugin, Preprocessor
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,9 @@ class Route:
     """The plugins one path's events go through, resolved at start-up."""
 
     preprocessors: tuple[Preprocessor, ...]
-    collectors: tuple[Collector, ...]
-    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
-    filters: tuple[Callable[[Event], Event] | None, ...] = ()
-
-    def targets(self) -> list[tuple[Collector, Callable[[Event], Event] | None]]:
-        """Each collector with the filter its events go through (or None)."""
-        filters = self.filters or (None,) * len(self.collectors)
-        return list(zip(self.collectors, filters, strict=True))
+    delivery: DeliveryConfig
+    #: Each collector with the filter its events go through (or None).
+    targets: tuple[tuple[Collector, Callable[[Event], Event] | None], ...]
 
 
 class Pipeline:
@@ -67,17 +62,13 @@ class Pipeline:
         )
 
     def route(
-        self,
-        preprocessors: tuple[str, ...],
-        collectors: tuple[str, ...],
-        delivery: DeliveryConfig | None = None,
+        self, preprocessors: tuple[str, ...], collectors: tuple[str, ...], delivery: DeliveryConfig
     ) -> Route:
         """Resolve plugin names (already checked by the config) to instances."""
         return Route(
             preprocessors=tuple(self.preprocessors[n] for n in preprocessors),
-            collectors=tuple(self.collectors[n] for n in collectors),
-            delivery=delivery or DeliveryConfig(),
-            filters=tuple(self.filters.get(n) for n in collectors),
+            delivery=delivery,
+            targets=tuple((self.collectors[n], self.filters.get(n)) for n in collectors),
         )
 
     def open(self) -> None:
@@ -87,12 +78,21 @@ class Pipeline:
             self._opened.append(plugin)
 
     def close(self, timeout: float) -> int:
-        """Flush and close every opened plugin within ``timeout`` seconds in all.
+        """Flush every collector, then close every opened plugin, within ``timeout`` in all.
+
+        Every collector flushes before any closes, so one slow collector's close
+        cannot eat the time another needs to deliver what it holds.
 
         Returns:
             How many events the collectors reported as undelivered.
         """
         deadline = time.monotonic() + timeout
+        for plugin in self._opened:
+            if isinstance(plugin, Collector):
+                try:
+                    plugin.flush(max(0.0, deadline - time.monotonic()))
+                except Exception:
+                    log.exception("collector %s failed to flush", plugin.name)
         lost = 0
         while self._opened:
             plugin = self._opened.pop()
@@ -125,9 +125,9 @@ class Pipeline:
         metrics.EVENTS.labels(event.type).inc()
         if route.delivery.mode == "durable":
             timeout = route.delivery.timeout
-            safe = [self._deliver(c, f(event) if f else event, timeout) for c, f in route.targets()]
+            safe = [self._deliver(c, f(event) if f else event, timeout) for c, f in route.targets]
             return ACCEPTED if all(safe) else UNSAFE
-        for collector, only in route.targets():
+        for collector, only in route.targets:
             try:
                 collector.collect(only(event) if only else event)
             except Exception:

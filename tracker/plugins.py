@@ -18,7 +18,8 @@ Lifecycle (one instance per configured block, per worker process):
 2. ``open()`` in each worker, after the fork.
 3. ``collect(event)`` / ``process(event)`` on the request path, or
    ``deliver(event, timeout)`` on a path whose delivery class is ``durable``.
-4. ``flush(timeout)`` and ``close(timeout)`` when the worker stops.
+4. ``flush(timeout)`` of every collector, then ``close(timeout)`` of every
+   plugin, when the worker stops, within one shared deadline.
 
 ``setup(timeout)`` is separate: ``tracker setup`` calls it once per deployment
 to create external resources such as Kafka topics.

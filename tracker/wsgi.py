@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from tracker.app import Tracker
 from tracker.config import ConfigError, config_path, load_file
+from tracker.http.app import Tracker
 
 try:
     tracker = Tracker(load_file(config_path()))

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.conftest import consume, send_all
-from tracker.responses import PIXEL
+from tests.integration.live import consume, send_all
+from tracker.http.responses import PIXEL
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.conftest import consume, request
+from tests.integration.live import consume, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

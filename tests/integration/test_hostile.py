@@ -67,7 +67,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, broker):
-    from tests.integration.conftest import Server
+    from tests.integration.live import Server
 
     server = Server(tmp_path_factory.mktemp("hostile"), broker)
     server.setup_topics()

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import ROOT, free_port
+from tests import ROOT
+from tests.integration.live import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import alive, request
+from tests.integration.live import alive, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

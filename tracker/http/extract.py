@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
 from typing import Any
 
 import falcon
 from falcon.uri import parse_query_string
 
-from tracker.clientip import ClientIp
-from tracker.errors import Rejected
+from tracker.fields import Lookup
+from tracker.http.clientip import ClientIp
+from tracker.intake import Rejected
 
 FORM = "application/x-www-form-urlencoded"
-
-Lookup = Callable[[str, str], Any]
 
 
 def read_body(req: falcon.Request, limit: int) -> Any:
@@ -38,25 +36,25 @@ def read_body(req: falcon.Request, limit: int) -> Any:
         return parse_query_string(_decode(data), keep_blank=False)
     if media_type not in ("application/json", ""):
         raise Rejected(
-            falcon.HTTP_415,
+            415,
             "unsupported_media_type",
             f"The body must be application/json or {FORM}.",
         )
     try:
         return json.loads(data)
     except ValueError:
-        raise Rejected(falcon.HTTP_400, "invalid_json", "The body is not valid JSON.") from None
+        raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
 
 
 def _too_large(limit: int) -> Rejected:
-    return Rejected(falcon.HTTP_413, "body_too_large", f"The body is over the {limit}-byte limit.")
+    return Rejected(413, "body_too_large", f"The body is over the {limit}-byte limit.")
 
 
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise Rejected(falcon.HTTP_400, "invalid_encoding", "The body is not UTF-8.") from None
+        raise Rejected(400, "invalid_encoding", "The body is not UTF-8.") from None
 
 
 def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, Any]) -> Lookup:
@@ -70,11 +68,6 @@ def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, 
         return value[0] if isinstance(value, list) and value else value
 
     return lookup
-
-
-def item_lookup(item: dict[str, Any]) -> Lookup:
-    """Return a lookup over one batch item: every field is read from the item by its name."""
-    return lambda source, key: item.get(key)
 
 
 class ContextReader:

@@ -1,11 +1,18 @@
-"""The validated config as frozen dataclasses: what the rest of the tracker reads."""
+"""The validated config as frozen dataclasses: what the rest of the tracker reads.
+
+Defaults live in the marshmallow schemas (:mod:`tracker.config.schemas`), not
+here: the builder passes every value, so a default is said once. Secrets are
+parsed once, at load: a path holds its signing keys and price decryption as
+ready objects, never as text to parse again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tracker.adtech.pricecrypto import PriceCrypto
 from tracker.plugins import Plugin
 
 
@@ -17,34 +24,37 @@ class FieldConfig:
     type: str
     sources: tuple[str, ...]
     key: str
-    required: bool = False
-    default: Any = None
-    min: float | None = None
-    max: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    choices: tuple[Any, ...] | None = None
-    price_keys: tuple[str, str] | None = None
+    required: bool
+    default: Any
+    min: float | None
+    max: float | None
+    min_length: int | None
+    max_length: int | None
+    pattern: str | None
+    choices: tuple[Any, ...] | None
+    price_crypto: PriceCrypto | None
 
 
 @dataclass(frozen=True)
 class RedirectConfig:
-    """Where a click may redirect: a signed landing URL, or a host on the allow-list."""
+    """Where a click may redirect: a signed landing URL, or a host on the allow-list.
+
+    ``signing_keys`` maps each key id to its decoded secret, oldest first.
+    """
 
     url_field: str
-    signing_keys: str = ""
-    allowed_hosts: tuple[str, ...] = ()
-    fallback_url: str | None = None
+    signing_keys: Mapping[str, bytes]
+    allowed_hosts: tuple[str, ...]
+    fallback_url: str | None
 
 
 @dataclass(frozen=True)
 class ResponseConfig:
     """How a path answers: ``type`` on success, and whether errors still get a pixel."""
 
-    type: str = "json"
-    always: bool = False
-    redirect: RedirectConfig | None = None
+    type: str
+    always: bool
+    redirect: RedirectConfig | None
 
 
 @dataclass(frozen=True)
@@ -57,9 +67,9 @@ class DeliveryConfig:
     with ``Retry-After: retry_after``.
     """
 
-    mode: str = "fast"
-    timeout: float = 5.0
-    retry_after: int = 5
+    mode: str
+    timeout: float
+    retry_after: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class EventIdConfig:
     """Derive the event id from ``fields`` (all present) plus ``with_`` (when present)."""
 
     fields: tuple[str, ...]
-    with_: tuple[str, ...] = ()
+    with_: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class BatchConfig:
     """A path that takes a JSON array of events for the named paths."""
 
     paths: tuple[str, ...]
-    max_items: int = 100
+    max_items: int
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,11 @@ class PathConfig:
     collectors: tuple[str, ...]
     response: ResponseConfig
     max_body_bytes: int
-    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
-    event_id: EventIdConfig | None = None
-    user_id: bool = False
-    device_headers: bool = False
-    batch: BatchConfig | None = None
+    delivery: DeliveryConfig
+    event_id: EventIdConfig | None
+    user_id: bool
+    device_headers: bool
+    batch: BatchConfig | None
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ class PluginConfig:
     type: str
     cls: type[Plugin]
     options: Mapping[str, Any]
-    filter: FieldFilter | None = None
+    filter: FieldFilter | None
 
     def create(self) -> Plugin:
         """Instantiate the plugin (not yet opened)."""
@@ -127,22 +137,22 @@ class PluginConfig:
 class UserCookieConfig:
     """The first-party user id cookie, set only with consent."""
 
-    name: str = "tuid"
-    max_age: int = 34_128_000
-    domain: str | None = None
-    require_consent_signal: bool = True
+    name: str
+    max_age: int
+    domain: str | None
+    require_consent_signal: bool
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Limits and settings shared by all paths."""
 
-    max_body_bytes: int = 65536
-    max_field_length: int = 1024
-    max_url_length: int = 4096
-    max_header_bytes: int = 16384
-    trusted_proxies: tuple[str, ...] = ()
-    user_cookie: UserCookieConfig = field(default_factory=UserCookieConfig)
+    max_body_bytes: int
+    max_field_length: int
+    max_url_length: int
+    max_header_bytes: int
+    trusted_proxies: tuple[str, ...]
+    user_cookie: UserCookieConfig
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tracker import openrtb, signing
-from tracker.model import (
+from tracker.adtech import landing, signing
+from tracker.adtech.pricecrypto import PriceCrypto
+from tracker.config.model import (
     BatchConfig,
     DeliveryConfig,
     EventIdConfig,
@@ -16,10 +17,9 @@ from tracker.model import (
     ResponseConfig,
     ServerConfig,
 )
-from tracker.problems import Problems
-from tracker.schemas import NUMERIC, STRUCTURED, FieldSchema, PathSchema
+from tracker.config.problems import Problems
+from tracker.config.schemas import NAME, NUMERIC, STRUCTURED, FieldSchema, PathSchema
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
 
 
@@ -65,7 +65,7 @@ def _path(
     if "route" in loaded:
         _check_route_params(where, loaded["route"], fields, problems)
     event_id = _event_id(where, loaded.get("event_id"), declared, problems)
-    response = _response(where, loaded.get("response") or {}, by_name, problems)
+    response = _response(where, loaded.get("response"), by_name, problems)
     if not ok or response is None:
         return None
     batch = loaded.get("batch")
@@ -85,7 +85,9 @@ def _path(
         event_id=event_id,
         user_id=loaded["user_id"],
         device_headers=loaded["device_headers"],
-        batch=BatchConfig(tuple(batch["paths"]), batch["max_items"]) if batch else None,
+        batch=BatchConfig(paths=tuple(batch["paths"]), max_items=batch["max_items"])
+        if batch
+        else None,
     )
 
 
@@ -163,48 +165,52 @@ def _event_id(
 
 
 def _response(
-    where: str, loaded: dict, by_name: dict[str, FieldConfig], problems: Problems
+    where: str, loaded: dict | None, by_name: dict[str, FieldConfig], problems: Problems
 ) -> ResponseConfig | None:
-    redirect = loaded.get("redirect")
-    if redirect is None:
-        return ResponseConfig(type=loaded.get("type", "json"), always=loaded.get("always", False))
-    at = f"{where}.response.redirect"
-    ok = True
-    field = by_name.get(redirect["url_field"])
+    if loaded is None:
+        return None
+    redirect = None
+    if "redirect" in loaded:
+        redirect = _redirect(f"{where}.response.redirect", loaded["redirect"], by_name, problems)
+        if redirect is None:
+            return None
+    if "type" not in loaded or "always" not in loaded:
+        return None  # the schema has reported the bad value
+    return ResponseConfig(type=loaded["type"], always=loaded["always"], redirect=redirect)
+
+
+def _redirect(
+    at: str, block: dict, by_name: dict[str, FieldConfig], problems: Problems
+) -> RedirectConfig | None:
+    """Check a redirect block; its signing keys are parsed here, once."""
+    before = len(problems)
+    field = by_name.get(block["url_field"])
     if field is None or field.type != "string":
-        problems.add(f"{at}.url_field", "must name a string field", redirect["url_field"])
-        ok = False
-    if redirect["signing_keys"]:
+        problems.add(f"{at}.url_field", "must name a string field", block["url_field"])
+    keys: dict[str, bytes] = {}
+    if block["signing_keys"]:
         try:
-            signing.parse_keys(redirect["signing_keys"])
+            keys = signing.parse_keys(block["signing_keys"])
         except ValueError as ex:
             problems.add(f"{at}.signing_keys", str(ex))
-            ok = False
     try:
-        signing.compile_allow_list(redirect["allowed_hosts"])
+        landing.compile_allow_list(block["allowed_hosts"])
     except ValueError as ex:
-        problems.add(f"{at}.allowed_hosts", str(ex), redirect["allowed_hosts"])
-        ok = False
-    if "fallback_url" in redirect:
+        problems.add(f"{at}.allowed_hosts", str(ex), block["allowed_hosts"])
+    if "fallback_url" in block:
         try:
-            signing.check_landing_url(redirect["fallback_url"])
-        except signing.UnsafeUrl as ex:
-            problems.add(f"{at}.fallback_url", str(ex), redirect["fallback_url"])
-            ok = False
-    if not redirect["signing_keys"] and not redirect["allowed_hosts"]:
+            landing.check_landing_url(block["fallback_url"])
+        except landing.UnsafeUrl as ex:
+            problems.add(f"{at}.fallback_url", str(ex), block["fallback_url"])
+    if not block["signing_keys"] and not block["allowed_hosts"]:
         problems.add(at, "set signing_keys or allowed_hosts, or no click can ever redirect")
-        ok = False
-    if not ok:
+    if len(problems) > before:
         return None
-    return ResponseConfig(
-        type="redirect",
-        always=loaded.get("always", False),
-        redirect=RedirectConfig(
-            url_field=redirect["url_field"],
-            signing_keys=redirect["signing_keys"],
-            allowed_hosts=tuple(redirect["allowed_hosts"]),
-            fallback_url=redirect.get("fallback_url"),
-        ),
+    return RedirectConfig(
+        url_field=block["url_field"],
+        signing_keys=keys,
+        allowed_hosts=tuple(block["allowed_hosts"]),
+        fallback_url=block.get("fallback_url"),
     )
 
 
@@ -228,11 +234,10 @@ def _field(
     max_length = loaded.get("max_length")
     if loaded["type"] == "string" and max_length is None:
         max_length = server.max_field_length
-    keys = None
+    crypto = None
     if loaded.get("encryption_key") and loaded.get("integrity_key"):
-        keys = (loaded["encryption_key"], loaded["integrity_key"])
         try:
-            openrtb.PriceCrypto.from_config(*keys)
+            crypto = PriceCrypto.from_config(loaded["encryption_key"], loaded["integrity_key"])
         except ValueError as ex:
             problems.add(f"{prefix}.{name}.encryption_key", str(ex))
             return None
@@ -249,7 +254,7 @@ def _field(
         max_length=max_length,
         pattern=loaded.get("pattern"),
         choices=tuple(loaded["choices"]) if "choices" in loaded else None,
-        price_keys=keys,
+        price_crypto=crypto,
     )
 
 

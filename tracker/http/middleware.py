@@ -6,20 +6,15 @@ A hostile or broken request costs a few comparisons and is answered with a
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import unquote_to_bytes
 
 import falcon
 
-from tracker import metrics
 from tracker.config import ServerConfig
-from tracker.errors import Rejected, RejectedError
-
-log = logging.getLogger(__name__)
+from tracker.intake import Rejected
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-LABEL = "_request"
 
 
 def valid_query(raw: str) -> bool:
@@ -59,27 +54,22 @@ class RequestLimits:
         path = env.get("PATH_INFO", "")
         query = env.get("QUERY_STRING", "")
         if len(path) + len(query) > self.max_url:
-            self.refuse(
-                falcon.HTTP_414, "uri_too_long", f"The URL is over {self.max_url} characters."
-            )
+            self.refuse(414, "uri_too_long", f"The URL is over {self.max_url} characters.")
         header_bytes = sum(len(k) + len(v) for k, v in env.items() if k.startswith("HTTP_"))
         if header_bytes > self.max_headers:
             self.refuse(
-                falcon.HTTP_431,
+                431,
                 "headers_too_large",
                 f"The request headers are over {self.max_headers} bytes.",
             )
         if not valid_path(path) or not valid_query(query):
             self.refuse(
-                falcon.HTTP_400,
+                400,
                 "invalid_encoding",
                 "The URL has a malformed percent-escape or is not UTF-8.",
             )
 
     @staticmethod
-    def refuse(status: str, reason: str, description: str) -> None:
-        """Count, log and raise the refusal."""
-        metrics.REQUESTS.labels(LABEL, "rejected").inc()
-        metrics.REJECTED.labels(LABEL, reason).inc()
-        log.info("refused request: %s", reason, extra={"reason": reason})
-        raise RejectedError(Rejected(status, reason, description))
+    def refuse(status: int, reason: str, description: str) -> None:
+        """Raise the refusal; the central handler answers and counts it under ``_request``."""
+        raise Rejected(status, reason, description)

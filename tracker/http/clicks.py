@@ -12,12 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import falcon
-
-from tracker import signing
-from tracker.errors import Rejected
+from tracker.adtech import landing, signing
+from tracker.config import RedirectConfig
 from tracker.event import Event
-from tracker.model import RedirectConfig
+from tracker.intake import Rejected
 
 
 class Redirector:
@@ -25,10 +23,8 @@ class Redirector:
 
     def __init__(self, config: RedirectConfig) -> None:
         self.url_field = config.url_field
-        keys = signing.parse_keys(config.signing_keys) if config.signing_keys else {}
-        self.signer = signing.UrlSigner(keys) if keys else None
-        self.allowed = signing.compile_allow_list(config.allowed_hosts)
-        self.fallback = signing.to_location(config.fallback_url) if config.fallback_url else None
+        self.signer = signing.UrlSigner(config.signing_keys) if config.signing_keys else None
+        self.allowed = landing.compile_allow_list(config.allowed_hosts)
 
     def location(self, values: dict[str, Any], query: dict[str, Any], event: Event) -> str:
         """Return the ``Location`` for this click, or raise :class:`Rejected`.
@@ -38,20 +34,20 @@ class Redirector:
             query: The request's query parameters (``sig``, ``kid``, ``exp``).
             event: The click event; its id fills ``{click_id}``.
         """
-        landing = values.get(self.url_field)
-        if not landing:
+        template = values.get(self.url_field)
+        if not template:
             raise _refused("missing_landing_url", "The click carries no landing URL.")
-        signature_error = self._verify(landing, query)
+        signature_error = self._verify(template, query)
         filled = signing.fill_macros(
-            landing, {**event.dimensions, "click_id": event.id, "event_id": event.id}
+            template, {**event.dimensions, "click_id": event.id, "event_id": event.id}
         )
         try:
-            host = signing.check_landing_url(filled)
-        except signing.UnsafeUrl as ex:
+            host = landing.check_landing_url(filled)
+        except landing.UnsafeUrl as ex:
             raise _refused(ex.reason, str(ex)) from None
         if signature_error is not None and not self.allowed(host):
             raise signature_error
-        return signing.to_location(filled)
+        return landing.to_location(filled)
 
     def _verify(self, landing: str, query: dict[str, Any]) -> Rejected | None:
         """Return None for a valid signature, else the refusal to raise if the host is unlisted."""
@@ -74,4 +70,4 @@ def _one(value: Any) -> str | None:
 
 
 def _refused(reason: str, description: str) -> Rejected:
-    return Rejected(falcon.HTTP_400, reason, description)
+    return Rejected(400, reason, description)

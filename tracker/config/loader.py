@@ -1,9 +1,10 @@
 """Read, validate and freeze the tracker config.
 
-YAML -> environment expansion -> marshmallow schemas (:mod:`tracker.schemas`,
-unknown keys rejected) -> plugin blocks validated by each plugin's own schema
--> paths and their cross-references (:mod:`tracker.paths`) -> frozen
-dataclasses (:mod:`tracker.model`). Every problem is collected and reported at
+YAML -> environment expansion -> marshmallow schemas
+(:mod:`tracker.config.schemas`, unknown keys rejected) -> plugin blocks
+validated by each plugin's own schema -> paths and their cross-references
+(:mod:`tracker.config.paths`) -> frozen dataclasses
+(:mod:`tracker.config.model`). Every problem is collected and reported at
 once, each with the dotted path of the bad key and the value found. The
 reference is ``docs/config.md``.
 """
@@ -17,21 +18,16 @@ from typing import Any
 
 import yaml
 
-from tracker.model import (
-    BatchConfig,
+from tracker.config.model import (
     Config,
-    DeliveryConfig,
-    EventIdConfig,
-    FieldConfig,
     FieldFilter,
-    PathConfig,
     PluginConfig,
-    RedirectConfig,
-    ResponseConfig,
     ServerConfig,
     UserCookieConfig,
 )
-from tracker.paths import build_paths
+from tracker.config.paths import build_paths
+from tracker.config.problems import Problems
+from tracker.config.schemas import NAME, FilterSchema, RootSchema, ServerSchema
 from tracker.plugins import (
     COLLECTOR_GROUP,
     PREPROCESSOR_GROUP,
@@ -41,30 +37,7 @@ from tracker.plugins import (
     Preprocessor,
     load_plugin,
 )
-from tracker.problems import Problems
-from tracker.schemas import FilterSchema, RootSchema
 
-__all__ = [
-    "BatchConfig",
-    "Config",
-    "ConfigError",
-    "DeliveryConfig",
-    "EventIdConfig",
-    "FieldConfig",
-    "FieldFilter",
-    "PathConfig",
-    "PluginConfig",
-    "RedirectConfig",
-    "ResponseConfig",
-    "ServerConfig",
-    "UserCookieConfig",
-    "config_path",
-    "load_data",
-    "load_file",
-    "load_text",
-]
-
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 DEFAULT_CONFIG = "config/tracker.yaml"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 FILTER_KEYS = ("allow_fields", "deny_fields")
@@ -129,9 +102,11 @@ def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
 
 
 def _server(loaded: dict | None) -> ServerConfig:
-    options = dict(loaded or {})
-    options["trusted_proxies"] = tuple(options.get("trusted_proxies", ()))
-    cookie = options.pop("user_cookie", None) or {}
+    # A server block with an error still yields a usable ServerConfig, so that
+    # the paths are checked in the same run: the schema's defaults fill the gap.
+    options = {**ServerSchema().load({}), **(loaded or {})}
+    cookie = {"domain": None, **options.pop("user_cookie")}
+    options["trusted_proxies"] = tuple(options["trusted_proxies"])
     return ServerConfig(**options, user_cookie=UserCookieConfig(**cookie))
 
 

@@ -1,4 +1,4 @@
-"""Marshmallow schemas of the config file; :mod:`tracker.config` applies them.
+"""Marshmallow schemas of the config file, and the one home of its defaults.
 
 Every schema rejects unknown keys (marshmallow's default), so a typo is an
 error with its dotted path, never a silently ignored setting.
@@ -28,6 +28,8 @@ SOURCES = ("query", "body", "header", "cookie", "path")
 METHODS = ("GET", "POST")
 RESPONSE_TYPES = ("pixel", "no_content", "json", "redirect")
 DELIVERY_CLASSES = ("fast", "durable")
+#: Names of paths, fields and plugin blocks.
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 FILTER_NAME = re.compile(r"^(dimensions|metrics|context)(\.[A-Za-z0-9_]+)?$")
 
@@ -181,9 +183,9 @@ class PathSchema(Schema):
     metrics = MetricMap(load_default=())
     preprocessors = fields.List(fields.String(), load_default=list)
     collectors = fields.List(fields.String(), validate=validate.Length(min=1))
-    response = fields.Nested(ResponseSchema, load_default=lambda: {})
+    response = fields.Nested(ResponseSchema, load_default=lambda: ResponseSchema().load({}))
     max_body_bytes = fields.Integer(validate=validate.Range(min=0))
-    delivery = fields.Nested(DeliverySchema, load_default=lambda: {})
+    delivery = fields.Nested(DeliverySchema, load_default=lambda: DeliverySchema().load({}))
     event_id = fields.Nested(EventIdSchema)
     user_id = fields.Boolean(load_default=False)
     device_headers = fields.Boolean(load_default=False)

@@ -9,9 +9,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.integration.conftest import ROOT, consume, request
+from tests import ROOT
+from tests.integration.live import consume, request
 from tests.vast_player import play, tracking_urls
-from tracker import signing
+from tracker.adtech import signing
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ TOPICS = ["impressions", "clicks", "conversions", "video", "auctions", "billing"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, broker):
-    from tests.integration.conftest import Server
+    from tests.integration.live import Server
 
     server = Server(tmp_path_factory.mktemp("catalogue"), broker, TRACKER_CLICK_KEYS=KEYS)
     server.setup_topics()

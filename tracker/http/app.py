@@ -1,31 +1,28 @@
 """The app factory: the one place where config, plugins and HTTP are wired.
 
-Read top to bottom, this is the request path: a Falcon route per configured
-tracking path -> :class:`~tracker.resources.TrackingResource` (extract and
-validate fields, build the event) -> :class:`~tracker.pipeline.Pipeline`
-(preprocessors, then collectors) -> the configured response.
+Read top to bottom, this is the request path: :class:`RequestLimits` refuses
+what breaks a server limit -> a Falcon route per configured tracking path ->
+:class:`~tracker.http.resources.TrackingResource` (read the request) ->
+:class:`~tracker.intake.Intake` (validate the fields, build the event, hand it
+to the :class:`~tracker.pipeline.Pipeline`: preprocessors, then collectors) ->
+the configured response. A :class:`~tracker.intake.Rejected` raised anywhere on
+the way is answered and counted by :class:`~tracker.http.errors.RejectionHandler`.
 """
 
 from __future__ import annotations
 
 import falcon
 
-from tracker.clientip import ClientIp
-from tracker.errors import handle_unexpected
-from tracker.extract import ContextReader
-from tracker.fields import build_schema
-from tracker.middleware import RequestLimits
-from tracker.model import Config
+from tracker.config import Config
+from tracker.http.batch import BatchResource
+from tracker.http.clientip import ClientIp
+from tracker.http.errors import RejectionHandler, handle_unexpected
+from tracker.http.extract import ContextReader
+from tracker.http.health import HealthResource, MetricsResource, ReadyResource
+from tracker.http.middleware import RequestLimits
+from tracker.http.resources import TrackingResource
+from tracker.intake import Intake, Rejected
 from tracker.pipeline import Pipeline
-from tracker.resources import (
-    BatchResource,
-    HealthResource,
-    MetricsResource,
-    ReadyResource,
-    TrackingResource,
-)
-
-RESERVED_ROUTES = ("/healthz", "/readyz", "/metrics")
 
 
 class Tracker:
@@ -50,25 +47,21 @@ class Tracker:
         self.wsgi.req_options.auto_parse_qs_csv = False
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
+        self.wsgi.add_error_handler(Rejected, RejectionHandler(config.paths.values()))
         client_ip = ClientIp(config.server.trusted_proxies)
-        resources: dict[str, TrackingResource] = {}
+        intakes = {
+            path.name: Intake(path, self.pipeline)
+            for path in config.paths.values()
+            if path.batch is None
+        }
         for path in config.paths.values():
-            if path.batch is not None:
-                continue
-            resources[path.name] = TrackingResource(
-                path=path,
-                schema=build_schema(path),
-                route=self.pipeline.route(path.preprocessors, path.collectors, path.delivery),
-                pipeline=self.pipeline,
-                context=ContextReader(client_ip, path.device_headers),
-                user_cookie=config.server.user_cookie,
-            )
-            self.wsgi.add_route(path.route, resources[path.name])
-        for path in config.paths.values():
-            if path.batch is not None:
-                targets = {name: resources[name] for name in path.batch.paths}
-                context = ContextReader(client_ip, path.device_headers)
-                self.wsgi.add_route(path.route, BatchResource(path, targets, context))
+            context = ContextReader(client_ip, path.device_headers)
+            if path.batch is None:
+                resource = TrackingResource(intakes[path.name], context, config.server.user_cookie)
+            else:
+                targets = {name: intakes[name] for name in path.batch.paths}
+                resource = BatchResource(path, targets, context)
+            self.wsgi.add_route(path.route, resource)
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", MetricsResource())

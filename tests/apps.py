@@ -1,0 +1,27 @@
+"""In-process apps for unit tests: the shipped config or a fixture, with memory collectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collectors.memory import MemoryCollector
+from tracker.config import Config, load_file
+from tracker.http.app import Tracker
+from tracker.pipeline import Pipeline
+
+FIXTURES = Path(__file__).parent / "fixtures" / "config"
+
+
+def fixture_config(name: str, environ: dict[str, str] | None = None) -> Config:
+    """Load ``tests/fixtures/config/<name>.yaml``."""
+    return load_file(FIXTURES / f"{name}.yaml", environ or {})
+
+
+def build_app(config: Config) -> tuple[Tracker, dict[str, MemoryCollector]]:
+    """Build the app with every configured collector replaced by a memory collector."""
+    memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
+    preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
+    filters = {name: p.filter for name, p in config.collectors.items()}
+    tracker = Tracker(config, Pipeline(memory, preprocessors, filters))
+    tracker.open()
+    return tracker, memory

@@ -1,0 +1,55 @@
+"""The tracker config: YAML in, validated and frozen dataclasses out.
+
+:func:`load_file` is the entry point; :mod:`~tracker.config.loader` reads and
+expands the file, :mod:`~tracker.config.schemas` holds the marshmallow schemas
+(and every default), :mod:`~tracker.config.paths` builds the tracking paths and
+checks their cross-references, :mod:`~tracker.config.problems` gathers every
+error with its dotted key path, and :mod:`~tracker.config.model` is the frozen
+result the rest of the tracker reads. Nothing here imports Falcon.
+"""
+
+from tracker.config.loader import (
+    DEFAULT_CONFIG,
+    NAME,
+    ConfigError,
+    config_path,
+    load_data,
+    load_file,
+    load_text,
+)
+from tracker.config.model import (
+    BatchConfig,
+    Config,
+    DeliveryConfig,
+    EventIdConfig,
+    FieldConfig,
+    FieldFilter,
+    PathConfig,
+    PluginConfig,
+    RedirectConfig,
+    ResponseConfig,
+    ServerConfig,
+    UserCookieConfig,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "NAME",
+    "BatchConfig",
+    "Config",
+    "ConfigError",
+    "DeliveryConfig",
+    "EventIdConfig",
+    "FieldConfig",
+    "FieldFilter",
+    "PathConfig",
+    "PluginConfig",
+    "RedirectConfig",
+    "ResponseConfig",
+    "ServerConfig",
+    "UserCookieConfig",
+    "config_path",
+    "load_data",
+    "load_file",
+    "load_text",
+]

@@ -1,0 +1,78 @@
+"""``POST`` a JSON array of events for other paths; each item is judged on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from tracker import metrics
+from tracker.config import PathConfig
+from tracker.fields import Lookup
+from tracker.http.extract import ContextReader, read_body
+from tracker.intake import Intake, Rejected, count_rejection
+from tracker.pipeline import ACCEPTED, UNSAFE
+
+
+def item_lookup(item: dict[str, Any]) -> Lookup:
+    """Return a lookup over one batch item: every field is read from the item by its name."""
+    return lambda source, key: item.get(key)
+
+
+class BatchResource:
+    """Judge each item of a batch with the intake of the path it names.
+
+    An item is an object with ``"event"`` naming one of the batch's paths and
+    that path's fields by their names. The answer lists, in order, what became
+    of each item. A refused item gets no HTTP answer of its own, so it is
+    counted here, against its own path; a refused batch is answered and
+    counted by the central handler like any request.
+    """
+
+    def __init__(
+        self, path: PathConfig, targets: dict[str, Intake], context: ContextReader
+    ) -> None:
+        self.path = path
+        self.targets = targets
+        self.context = context
+        self.on_post = self.handle
+
+    def handle(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Validate and dispatch each item; answer 200 with per-item results."""
+        items = read_body(req, self.path.max_body_bytes)
+        if not isinstance(items, list):
+            raise Rejected(400, "invalid_json", "The body must be a JSON array.")
+        limit = self.path.batch.max_items
+        if len(items) > limit:
+            raise Rejected(
+                413, "batch_too_large", f"The batch has {len(items)} items; the limit is {limit}."
+            )
+        context = self.context(req)
+        results = [self.item(i, item, context) for i, item in enumerate(items)]
+        metrics.REQUESTS.labels(self.path.name, ACCEPTED).inc()
+        resp.media = {"results": results}
+
+    def item(self, index: int, item: Any, context: dict[str, Any]) -> dict[str, Any]:
+        """Judge one item; never raises."""
+        name = item.get("event") if isinstance(item, dict) else None
+        intake = self.targets.get(name) if isinstance(name, str) else None
+        if intake is None:
+            names = ", ".join(self.targets)
+            return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')
+        try:
+            values = intake.validate(item_lookup(item))
+        except Rejected as ex:
+            count_rejection(intake.path.name, ex.reason)
+            return _item_error(index, ex.reason, ex.description, ex.errors)
+        event = intake.build(values, dict(context))
+        outcome = intake.dispatch(event)
+        if outcome == UNSAFE:
+            return _item_error(index, "unavailable", "Not stored durably; send this item again.")
+        return {"index": index, "status": outcome, "id": event.id if outcome == ACCEPTED else None}
+
+
+def _item_error(index: int, reason: str, description: str, errors: dict | None = None) -> dict:
+    result = {"index": index, "status": "rejected", "reason": reason, "description": description}
+    if errors:
+        result["errors"] = errors
+    return result

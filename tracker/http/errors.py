@@ -1,0 +1,93 @@
+"""The central error handlers: every refusal and failure is answered here.
+
+A :class:`~tracker.intake.Rejected` raised anywhere on the request path (the
+request limits, the body reader, validation, a click's landing-URL checks)
+reaches :class:`RejectionHandler`, which counts it, logs it and answers it as
+its path is configured to: a titled 4xx with the reason and field errors, the
+pixel with the reason in a header, or the click's fallback redirect. Anything
+unexpected is logged with its traceback and answered with a titled 500, which
+a test treats as a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import falcon
+
+from tracker.adtech import landing
+from tracker.config import PathConfig
+from tracker.http import responses
+from tracker.intake import REQUEST_LABEL, Rejected, count_rejection
+
+log = logging.getLogger(__name__)
+
+
+class RejectedError(falcon.HTTPError):
+    """The HTTP form of :class:`~tracker.intake.Rejected`, with per-field errors in the body."""
+
+    def __init__(self, rejected: Rejected) -> None:
+        status = falcon.code_to_http_status(rejected.status)
+        super().__init__(status, title=status[4:], description=rejected.description)
+        self.reason = rejected.reason
+        self.errors = rejected.errors
+
+    def to_dict(self, obj_type: Any = dict) -> Any:
+        """Add the reason and the field errors to Falcon's title and description."""
+        body = super().to_dict(obj_type)
+        body["reason"] = self.reason
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class RejectionHandler:
+    """Answer and count a :class:`~tracker.intake.Rejected`; the only place that does both.
+
+    The path is found from the route Falcon matched (``req.uri_template``);
+    a refusal before routing is counted under ``_request``.
+    """
+
+    def __init__(self, paths: Iterable[PathConfig]) -> None:
+        self.paths = {path.route: path for path in paths}
+        self.fallbacks = {
+            path.route: landing.to_location(path.response.redirect.fallback_url)
+            for path in self.paths.values()
+            if path.response.redirect is not None and path.response.redirect.fallback_url
+        }
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, ex: Rejected, params) -> None:
+        """Count and log the refusal, then answer it."""
+        path = self.paths.get(req.uri_template)
+        label = path.name if path is not None else REQUEST_LABEL
+        count_rejection(label, ex.reason)
+        log.info(
+            "rejected %s %s: %s",
+            req.method,
+            label,
+            ex.summary(),
+            extra={"path": label, "reason": ex.reason, "errors": ex.errors},
+        )
+        if path is None:
+            raise RejectedError(ex)
+        fallback = self.fallbacks.get(path.route)
+        if fallback is not None:
+            resp.set_header(responses.ERROR_HEADER, ex.summary())
+            raise falcon.HTTPFound(fallback, headers=dict(responses.NO_CACHE))
+        if path.response.always:
+            responses.pixel(resp)
+            resp.set_header(responses.ERROR_HEADER, ex.summary())
+            return
+        raise RejectedError(ex)
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
+    """Log an unexpected exception and answer a titled 500."""
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(
+        title="Internal Server Error", description="The tracker failed; the error is logged."
+    )

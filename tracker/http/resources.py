@@ -1,0 +1,114 @@
+"""The tracking resource: one per configured path, on top of the shared intake."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import falcon
+
+from tracker.adtech.consent import may_store_identifier
+from tracker.config import UserCookieConfig
+from tracker.event import Event
+from tracker.http import responses
+from tracker.http.clicks import Redirector
+from tracker.http.extract import ContextReader, read_body, request_lookup
+from tracker.intake import Intake, Rejected
+from tracker.pipeline import ACCEPTED, UNSAFE
+
+log = logging.getLogger(__name__)
+
+
+class TrackingResource:
+    """Turn requests to one configured path into events.
+
+    Only the configured methods get a responder, so Falcon answers any other
+    with 405 and an ``Allow`` header. A :class:`~tracker.intake.Rejected`
+    raised here is answered by :class:`~tracker.http.errors.RejectionHandler`.
+    """
+
+    def __init__(
+        self, intake: Intake, context: ContextReader, user_cookie: UserCookieConfig
+    ) -> None:
+        self.intake = intake
+        self.path = path = intake.path
+        self.context = context
+        self.user_cookie = user_cookie
+        redirect = path.response.redirect
+        self.redirector = Redirector(redirect) if redirect else None
+        self.respond = {
+            "pixel": lambda resp, event_id: responses.pixel(resp),
+            "no_content": lambda resp, event_id: responses.no_content(resp),
+            "json": responses.accepted_json,
+            "redirect": None,
+        }[path.response.type]
+        for method in path.methods:
+            setattr(self, f"on_{method.lower()}", self.handle)
+
+    def handle(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        """Validate, build the event, dispatch it and respond."""
+        body = read_body(req, self.path.max_body_bytes) if req.method == "POST" else {}
+        if not isinstance(body, dict):
+            raise Rejected(400, "invalid_json", "The body must be a JSON object.")
+        values = self.intake.validate(request_lookup(req, params, body))
+        event = self.intake.build(values, self.context(req))
+        location = self.redirector.location(values, req.params, event) if self.redirector else None
+        if self.path.user_id:
+            self.identify(req, resp, values, event)
+        outcome = self.intake.dispatch(event)
+        if outcome == UNSAFE:
+            raise unavailable(self.path.name, event, self.path.delivery.retry_after)
+        if location is not None:
+            raise falcon.HTTPFound(location, headers=dict(responses.NO_CACHE))
+        self.respond(resp, event.id if outcome == ACCEPTED else None)
+
+    def identify(
+        self, req: falcon.Request, resp: falcon.Response, values: dict[str, Any], event: Event
+    ) -> None:
+        """Put the user id in the event and refresh its cookie, only with consent."""
+        decision = may_store_identifier(
+            values.get("gdpr"),
+            values.get("gdpr_consent"),
+            values.get("us_privacy"),
+            values.get("gpp"),
+            values.get("gpp_sid"),
+            require_signal=self.user_cookie.require_consent_signal,
+        )
+        if not decision.allowed:
+            return
+        cookie = self.user_cookie
+        user_id = _valid_uuid(req.cookies.get(cookie.name)) or str(uuid.uuid4())
+        event.dimensions["user_id"] = user_id
+        resp.set_cookie(
+            cookie.name,
+            user_id,
+            max_age=cookie.max_age,
+            domain=cookie.domain,
+            path="/",
+            secure=True,
+            http_only=True,
+            same_site="None",
+        )
+
+
+def unavailable(path: str, event: Event, retry_after: int) -> falcon.HTTPServiceUnavailable:
+    """Return the 503 of a durable path whose event could not be made safe."""
+    # Never a pixel here: the caller (an exchange) must see the failure and retry.
+    log.error("event %s on %s could not be made durable", event.id, path)
+    return falcon.HTTPServiceUnavailable(
+        title="Service Unavailable",
+        description="The event could not be stored durably; retry later.",
+        retry_after=retry_after,
+    )
+
+
+def _valid_uuid(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

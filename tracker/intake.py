@@ -1,0 +1,117 @@
+"""The intake every tracking resource shares: validate, build the event, dispatch it.
+
+Nothing here knows HTTP. A resource reads the request into a lookup (see
+:mod:`tracker.http.extract`), and :class:`Intake` turns it into an event for
+the pipeline, or raises :class:`Rejected`. The HTTP layer turns a
+:class:`Rejected` into an answer and counts it in one place
+(:mod:`tracker.http.errors`); a batch item, which gets no answer of its own,
+is counted with the same :func:`count_rejection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError
+
+from tracker import metrics
+from tracker.adtech import openrtb
+from tracker.config import PathConfig
+from tracker.event import Event
+from tracker.fields import EventMapper, Lookup, build_schema, gather
+from tracker.pipeline import Pipeline
+
+#: The path label of refusals that happen before a request reaches a path.
+REQUEST_LABEL = "_request"
+
+
+class Rejected(Exception):
+    """A request (or batch item) that cannot become an event.
+
+    Attributes:
+        status: HTTP status code to answer with (400, 413...).
+        reason: Short machine-friendly reason, also the metrics label.
+        description: Human-readable explanation.
+        errors: Per-field messages, for validation failures.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        description: str,
+        errors: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.reason = reason
+        self.description = description
+        self.errors = errors or {}
+
+    def summary(self) -> str:
+        """Summarise the rejection in one line (pixel paths put it in a header)."""
+        if self.errors:
+            fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(self.errors.items()))
+            return f"{self.reason}: {fields}"[:512]
+        return f"{self.reason}: {self.description}"[:512]
+
+
+def count_rejection(path: str, reason: str) -> None:
+    """Count one refusal of ``path`` (or :data:`REQUEST_LABEL`) for ``reason``."""
+    metrics.REQUESTS.labels(path, "rejected").inc()
+    metrics.REJECTED.labels(path, reason).inc()
+
+
+class Intake:
+    """Validate one path's fields, build its event and hand it to the pipeline.
+
+    Everything is compiled at start-up: the marshmallow schema, the mapping
+    onto dimensions and metrics, and the resolved route of plugins.
+    """
+
+    def __init__(self, path: PathConfig, pipeline: Pipeline) -> None:
+        self.path = path
+        self.schema = build_schema(path)
+        self.mapper = EventMapper(path)
+        self.pipeline = pipeline
+        self.route = pipeline.route(path.preprocessors, path.collectors, path.delivery)
+
+    def validate(self, lookup: Lookup) -> dict[str, Any]:
+        """Gather and validate the path's fields, or raise :class:`Rejected`."""
+        raw = gather(self.path, lookup)
+        try:
+            return self.schema.load(raw)
+        except ValidationError as ex:
+            macro = any(isinstance(v, str) and openrtb.unsubstituted_macro(v) for v in raw.values())
+            raise Rejected(
+                400,
+                "unsubstituted_macro" if macro else "invalid_fields",
+                "One or more fields are missing or invalid.",
+                errors=ex.normalized_messages(),
+            ) from None
+
+    def build(self, values: dict[str, Any], context: dict[str, Any]) -> Event:
+        """Build the event from validated values; the id is derived when the path says so."""
+        dimensions, event_metrics = self.mapper.parts(values)
+        event = Event(
+            type=self.path.event_type,
+            path=self.path.name,
+            dimensions=dimensions,
+            metrics=event_metrics,
+            context=context,
+        )
+        derived = self.mapper.event_id(values)
+        if derived is not None:
+            event.id = derived
+        return event
+
+    def dispatch(self, event: Event) -> str:
+        """Hand the event to the pipeline and count the outcome.
+
+        Returns:
+            The pipeline's outcome: ``accepted``, ``dropped`` or ``unsafe``
+            (a durable path could not make the event safe).
+        """
+        outcome = self.pipeline.dispatch(self.route, event)
+        metrics.REQUESTS.labels(self.path.name, outcome).inc()
+        return outcome
