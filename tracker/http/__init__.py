@@ -1,0 +1,1 @@
+"""The HTTP layer: the Falcon app, its resources, middleware and error handlers."""
