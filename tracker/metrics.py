@@ -54,6 +54,18 @@ SPOOL_BYTES = Gauge(
     ["collector"],
     multiprocess_mode="livemax",
 )
+SPOOL_AGE = Gauge(
+    "tracker_spool_oldest_age_seconds",
+    "Age of the oldest record in a collector's spool directory (0 when empty); "
+    "it grows while replay is stalled",
+    ["collector"],
+    multiprocess_mode="livemax",
+)
+SPOOL_DAMAGED = Counter(
+    "tracker_spool_damaged_total",
+    "Damaged stretches (torn or corrupt records, missing headers) skipped on replay",
+    ["collector"],
+)
 SINK_UP = Gauge(
     "tracker_collector_up",
     "1 while a collector's sink takes events, 0 while it is down (per worker)",
