@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import subprocess
 import sys
 
@@ -96,7 +98,7 @@ os._exit(137)
     assert list(segment.records()) == [b"record-%d" % i for i in range(10)]
 
 
-def test_a_corrupt_record_ends_the_segment(tmp_path):
+def test_a_corrupt_last_record_is_skipped(tmp_path):
     spool = make(tmp_path)
     for i in range(3):
         spool.append(b"ok-%d" % i)
@@ -136,3 +138,134 @@ def test_the_cap_counts_other_writers_once_refreshed(tmp_path):
     second.refresh()
     assert second.size() == first.size()
     assert sum(second.append(b"b" * 100) for _ in range(60)) < 40
+
+
+def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path, monkeypatch):
+    spool = make(tmp_path)
+    for i in range(3):
+        assert spool.append(b"before-%d" % i, sync=True)
+    real_write = os.write
+
+    def disk_full(fd, data):
+        # Half the record reaches the file, then the disk is full.
+        monkeypatch.setattr(os, "write", real_write)
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        spool.append(b"refused" * 20, sync=True)
+    for i in range(3):
+        assert spool.append(b"after-%d" % i, sync=True)
+    spool.seal()
+    spool.refresh()
+    records = []
+    while (segment := spool.claim()) is not None:
+        records.extend(segment.records())
+        assert segment.damage.regions == 0, "the failed write left a torn record behind"
+        spool.forget(segment)
+    # Before: replay stopped at the torn record and the three acknowledged
+    # "after" records were deleted with the segment.
+    assert records == [b"before-0", b"before-1", b"before-2", b"after-0", b"after-1", b"after-2"]
+
+
+def test_a_failed_fsync_is_not_acknowledged_and_starts_a_new_segment(tmp_path, monkeypatch):
+    spool = make(tmp_path)
+    assert spool.append(b"kept", sync=True)
+
+    def fsync_fails(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", fsync_fails)
+    with pytest.raises(OSError):
+        spool.append(b"not-acknowledged", sync=True)
+    monkeypatch.undo()
+    assert spool.append(b"next", sync=True)
+    assert len(list((tmp_path / "spool").glob("*.seg"))) == 2
+    spool.seal()
+    spool.refresh()
+    records = []
+    while (segment := spool.claim()) is not None:
+        records.extend(segment.records())
+        spool.forget(segment)
+    assert records == [b"kept", b"next"]
+
+
+def test_a_corrupt_record_in_the_middle_is_skipped_and_the_rest_replayed(tmp_path):
+    spool = make(tmp_path)
+    for i in range(5):
+        spool.append(b"rec-%d" % i)
+    spool.seal()
+    (path,) = (tmp_path / "spool").glob("*.seg")
+    data = bytearray(path.read_bytes())
+    middle = len(MAGIC) + 2 * 13 + 8  # the payload of record 2 (13 bytes a record)
+    data[middle] ^= 0xFF
+    path.write_bytes(bytes(data))
+    segment = spool.claim()
+    # Before: the CRC mismatch ended the segment and records 3 and 4 were deleted unsent.
+    assert list(segment.records()) == [b"rec-0", b"rec-1", b"rec-3", b"rec-4"]
+    assert (segment.damage.regions, segment.damage.bytes) == (1, 13)
+
+
+def test_garbage_and_a_missing_header_are_skipped(tmp_path):
+    directory = tmp_path / "spool"
+    spool = make(tmp_path)
+    for i in range(3):
+        spool.append(b"good-%d" % i)
+    spool.seal()
+    (path,) = directory.glob("*.seg")
+    body = path.read_bytes()[len(MAGIC) :]
+    # A crash that lost the header block and left a zeroed page and garbage mid-file.
+    path.write_bytes(b"\0" * 4096 + body[:14] + b"\xde\xad\xbe\xef" * 7 + body[14:])
+    (directory / "00000000000000000001-1-000001.seg").write_bytes(b"")
+    spool.refresh()
+    seen = {}
+    while (segment := spool.claim()) is not None:
+        seen[segment.path.name] = (list(segment.records()), segment.damage)
+        spool.forget(segment)
+    empty, damaged = seen["00000000000000000001-1-000001.seg"], seen[path.name]
+    assert empty[0] == [] and not empty[1].header
+    assert damaged[0] == [b"good-0", b"good-1", b"good-2"]
+    assert damaged[1].regions == 2 and not damaged[1].header
+
+
+def test_a_new_segment_is_durable_by_name(tmp_path, monkeypatch):
+    calls = []
+    real_rename, real_fsync = os.rename, os.fsync
+    monkeypatch.setattr(os, "rename", lambda a, b: (calls.append("rename"), real_rename(a, b)))
+
+    def fsync(fd):
+        calls.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool = make(tmp_path)
+    spool.append(b"x", sync=True)
+    # Without the directory fsync a power cut can forget the segment's name, and
+    # with it every durable record acknowledged from that segment.
+    assert calls == ["rename", "fsync dir"]
+
+
+def test_the_replay_loop_does_not_scan_the_directory(tmp_path, monkeypatch):
+    spool = make(tmp_path)
+    spool.append(b"a")
+    spool.seal()
+
+    def no_glob(self, pattern):
+        raise AssertionError("directory scanned outside refresh()")
+
+    monkeypatch.setattr(type(tmp_path), "glob", no_glob)
+    assert spool.pending()
+    segment = spool.claim()
+    assert list(segment.records()) == [b"a"]
+    spool.forget(segment)
+    assert not spool.pending() and spool.size() == 0
+
+
+def test_the_oldest_record_age(tmp_path):
+    spool = make(tmp_path)
+    assert spool.oldest_age() == 0.0
+    spool.append(b"a")
+    (path,) = (tmp_path / "spool").glob("*.seg")
+    born = int(path.name.split("-")[0])
+    assert spool.oldest_age(born + 5 * 10**9) == 5.0
