@@ -354,7 +354,9 @@ class Segment:
         """Yield every intact record, oldest first; what was skipped is in ``damage``."""
         self.damage = Damage()
         if os.fstat(self.fd).st_size == 0:
+            # Named but empty: a power cut between the rename and the first write.
             self.damage.header = False
+            self.damage.regions = 1
             return
         with mmap.mmap(self.fd, 0, prot=mmap.PROT_READ) as data:
             yield from scan(data, self.damage)

@@ -85,7 +85,7 @@ class Background:
             self._next_sync = now + self.options["spool"]["sync_interval"]
             self._housekeeping()
         if self._up and (self.spool.active_records() or self.spool.pending()):
-            self._replay_one(self._stop.is_set)
+            self._replay_one(self._abandon.is_set)
 
     def _housekeeping(self) -> None:
         """Re-measure the spool, publish its metrics, seal the quarantine, fsync."""

@@ -41,7 +41,8 @@ class KafkaCollector(Background, Collector):
         quarantine = spool["quarantine_directory"] or Path(spool["directory"]) / "quarantine"
         self.quarantine = Quarantine(name, Path(quarantine), spool["max_bytes"])
         self.producer: Producer | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no new turns of the background loop
+        self._abandon = threading.Event()  # give up the segment being replayed
         self._poller: threading.Thread | None = None
         self._up = False
         self._why = "starting"  # why events are spooled while not up
@@ -104,6 +105,7 @@ class KafkaCollector(Background, Collector):
         self.spool.open()
         self.producer = Producer({**self.producer_config(), "error_cb": self._on_error})
         self._stop.clear()
+        self._abandon.clear()
         self._poller = threading.Thread(
             target=self._background, name=f"kafka-{self.name}", daemon=True
         )
@@ -242,9 +244,15 @@ class KafkaCollector(Background, Collector):
             return 0
         self._stop.set()
         if self._poller is not None:
+            # A replay under way finishes first: cut short, its segment would be
+            # replayed again whole, duplicating what it had already sent.
             self._poller.join(timeout=max(1.0, timeout / 2))
+            self._abandon.set()
+            self._poller.join(timeout=1.0)
         lost_before = self.lost
         deadline = time.monotonic() + timeout / 2
+        if self._why == "starting":
+            self._probe()  # closed before the thread's first probe (a short `tracker replay`)
 
         # Durable events journaled in the last moments, and anything else spooled,
         # go out now if the broker answers: the spool may not outlive the pod.
