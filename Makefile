@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install run serve test unit integration lint kafka-up kafka-down kafka-status helm-lint clean
+.PHONY: install run serve test unit integration lint kafka-up kafka-down kafka-status \
+	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
 # greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
@@ -29,6 +30,16 @@ kafka-down:
 
 kafka-status:
 	bash scripts/kafka/kafka.sh status
+
+# Three brokers (KRaft, RF 3, min.insync.replicas 2) on 127.0.0.1:19192-19194.
+kafka-cluster-up:
+	bash scripts/kafka/cluster.sh up
+
+kafka-cluster-down:
+	bash scripts/kafka/cluster.sh down
+
+kafka-cluster-status:
+	bash scripts/kafka/cluster.sh status
 
 # Start Kafka if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
 run: install kafka-up

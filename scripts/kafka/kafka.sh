@@ -21,6 +21,9 @@
 #   KAFKA_JVM_OPTS=                 extra JVM options
 #   KAFKA_EXTRA_CONFIG=             extra server.properties lines (newline-separated),
 #                                   appended last so they override the defaults
+#                                   (scripts/kafka/cluster.sh sets node.id and the voters)
+#   KAFKA_CLUSTER_ID=               cluster id to format a new data dir with (random);
+#                                   the nodes of one cluster must share it
 #   JAVA_HOME                       java is $JAVA_HOME/bin/java, else `java` (17+)
 # Relative KAFKA_DATA_DIR / KAFKA_LIBS_DIR are taken relative to the current
 # directory. Brokers with different data dirs and ports can run side by side.
@@ -240,7 +243,7 @@ random_cluster_id() {
 format_storage() {
   [[ -f $LOG_DIRS/meta.properties ]] && return 0
   local cid opts
-  cid=$(random_cluster_id)
+  cid=${KAFKA_CLUSTER_ID:-$(random_cluster_id)}
   mapfile -t opts < <(log4j_opts)
   echo "kafka.sh: formatting $LOG_DIRS (cluster id $cid)"
   if ! "$JAVA" -Xmx256m "${opts[@]}" -cp "$LIBS_DIR/*" kafka.tools.StorageTool \

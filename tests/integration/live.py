@@ -224,7 +224,11 @@ def send_all(port: int, requests: list[tuple], threads: int = 4) -> list[tuple[i
 
 
 def consume(
-    topics: list[str], expected: int, timeout: float = 60.0, settle: float = 3.0
+    topics: list[str],
+    expected: int,
+    timeout: float = 60.0,
+    settle: float = 3.0,
+    bootstrap: str = BOOTSTRAP,
 ) -> list[tuple[str, bytes | None, dict]]:
     """Read ``topics`` from the start: ``(topic, key, event)`` for every message.
 
@@ -234,7 +238,7 @@ def consume(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": BOOTSTRAP,
+            "bootstrap.servers": bootstrap,
             "group.id": f"test-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
