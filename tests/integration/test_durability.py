@@ -22,7 +22,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from tests.integration.conftest import BOOTSTRAP, ROOT
+from tests.integration.live import BOOTSTRAP, ROOT
 from tests.integration.test_faults import (
     PacedLoad,
     assert_exactly_once,
