@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,14 +100,8 @@ os._exit(137)
 
 
 def test_a_corrupt_last_record_is_skipped(tmp_path):
-    spool = make(tmp_path)
-    for i in range(3):
-        spool.append(b"ok-%d" % i)
-    spool.seal()
-    (path,) = (tmp_path / "spool").glob("*.seg")
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF  # flip a bit of the last payload: its CRC no longer matches
-    path.write_bytes(bytes(data))
+    # Flip a bit of the last payload: its CRC no longer matches.
+    _, path = corrupt(tmp_path, [b"ok-%d" % i for i in range(3)], -1)
     with path.open("rb") as fh:
         assert list(read_records(fh)) == [b"ok-0", b"ok-1"]
 
@@ -140,6 +135,31 @@ def test_the_cap_counts_other_writers_once_refreshed(tmp_path):
     assert sum(second.append(b"b" * 100) for _ in range(60)) < 40
 
 
+def drain(spool: Spool) -> tuple[list[bytes], int]:
+    """Seal, claim and forget every segment; return their records and damaged stretches."""
+    spool.seal()
+    spool.refresh()
+    records, damaged = [], 0
+    while (segment := spool.claim()) is not None:
+        records.extend(segment.records())
+        damaged += segment.damage.regions
+        spool.forget(segment)
+    return records, damaged
+
+
+def corrupt(tmp_path, payloads: list[bytes], offset: int) -> tuple[Spool, Path]:
+    """Spool ``payloads`` in one sealed segment and flip the byte at ``offset``."""
+    spool = make(tmp_path)
+    for payload in payloads:
+        spool.append(payload)
+    spool.seal()
+    (path,) = (tmp_path / "spool").glob("*.seg")
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return spool, path
+
+
 def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path, monkeypatch):
     spool = make(tmp_path)
     for i in range(3):
@@ -157,15 +177,10 @@ def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path,
         spool.append(b"refused" * 20, sync=True)
     for i in range(3):
         assert spool.append(b"after-%d" % i, sync=True)
-    spool.seal()
-    spool.refresh()
-    records = []
-    while (segment := spool.claim()) is not None:
-        records.extend(segment.records())
-        assert segment.damage.regions == 0, "the failed write left a torn record behind"
-        spool.forget(segment)
+    records, damaged = drain(spool)
     # Before: replay stopped at the torn record and the three acknowledged
     # "after" records were deleted with the segment.
+    assert not damaged, "the failed write left a torn record behind"
     assert records == [b"before-0", b"before-1", b"before-2", b"after-0", b"after-1", b"after-2"]
 
 
@@ -182,25 +197,12 @@ def test_a_failed_fsync_is_not_acknowledged_and_starts_a_new_segment(tmp_path, m
     monkeypatch.undo()
     assert spool.append(b"next", sync=True)
     assert len(list((tmp_path / "spool").glob("*.seg"))) == 2
-    spool.seal()
-    spool.refresh()
-    records = []
-    while (segment := spool.claim()) is not None:
-        records.extend(segment.records())
-        spool.forget(segment)
-    assert records == [b"kept", b"next"]
+    assert drain(spool) == ([b"kept", b"next"], 0)
 
 
 def test_a_corrupt_record_in_the_middle_is_skipped_and_the_rest_replayed(tmp_path):
-    spool = make(tmp_path)
-    for i in range(5):
-        spool.append(b"rec-%d" % i)
-    spool.seal()
-    (path,) = (tmp_path / "spool").glob("*.seg")
-    data = bytearray(path.read_bytes())
     middle = len(MAGIC) + 2 * 13 + 8  # the payload of record 2 (13 bytes a record)
-    data[middle] ^= 0xFF
-    path.write_bytes(bytes(data))
+    spool, _ = corrupt(tmp_path, [b"rec-%d" % i for i in range(5)], middle)
     segment = spool.claim()
     # Before: the CRC mismatch ended the segment and records 3 and 4 were deleted unsent.
     assert list(segment.records()) == [b"rec-0", b"rec-1", b"rec-3", b"rec-4"]
