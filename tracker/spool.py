@@ -78,6 +78,7 @@ class Spool:
         self._active: _Writer | None = None
         self._seq = 0
         self._sizes: dict[Path, int] = {}  # every segment but our active one, by path
+        self._on_disk = 0  # their sum, kept up to date: append checks it on the request path
         self._claimable: set[Path] = set()  # of those, the ones not known to be locked
         self._dirty = False
 
@@ -102,6 +103,7 @@ class Spool:
             if self._active is not None:
                 sizes.pop(self._active.path, None)
             self._sizes = sizes
+            self._on_disk = sum(sizes.values())
             self._claimable = set(sizes)
 
     def size(self) -> int:
@@ -110,7 +112,7 @@ class Spool:
             return self._used_locked()
 
     def _used_locked(self) -> int:
-        return sum(self._sizes.values()) + (self._active.size if self._active else 0)
+        return self._on_disk + (self._active.size if self._active else 0)
 
     def has_room(self, nbytes: int = 0) -> bool:
         """Return whether ``nbytes`` more would stay within the cap."""
@@ -219,6 +221,7 @@ class Spool:
             log.error("spool %s: fsync failed while sealing: %s", writer.path, ex)
         writer.close()
         self._sizes[writer.path] = writer.size
+        self._on_disk += writer.size
         self._claimable.add(writer.path)
 
     def pending(self) -> bool:
@@ -246,14 +249,14 @@ class Spool:
                     return segment
                 self._claimable.discard(path)
                 if not path.exists():
-                    self._sizes.pop(path, None)
+                    self._on_disk -= self._sizes.pop(path, 0)
         return None
 
     def forget(self, segment: Segment) -> None:
         """Delete a fully acknowledged segment."""
         segment.delete()
         with self._lock:
-            self._sizes.pop(segment.path, None)
+            self._on_disk -= self._sizes.pop(segment.path, 0)
             self._claimable.discard(segment.path)
 
     def close(self) -> None:
@@ -396,7 +399,7 @@ def scan(data: bytes | mmap.mmap, damage: Damage) -> Iterator[bytes]:
                     damage.regions += 1
                     damage.bytes += pos - bad_from
                     bad_from = None
-                yield bytes(payload)
+                yield payload
                 pos = body + length
                 continue
         if bad_from is None:
