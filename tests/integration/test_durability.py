@@ -93,9 +93,12 @@ def test_missing_topics_make_the_tracker_unready_and_lose_nothing(server_factory
     accepted = load.accepted()
     assert len(accepted) == len(load.outcomes) > 200
     # Before: 200 for every one, none delivered, and nothing said so.
+    age = "tracker_spool_oldest_age_seconds"
+    assert wait_until(lambda: server.metric(age) >= 3, 5), "the spool's age does not show"
     server.setup_topics()
     assert wait_until(lambda: readyz(server)[0] == 200, 15, step=0.2), readyz(server)
     assert wait_until(lambda: not spooled_segments(server), 30), "the spool did not drain"
+    assert wait_until(lambda: server.metric(age) == 0, 5)
     seen = topic_ids(server, ["tracker-impressions"], len(accepted), "impression_id")
     assert_exactly_once(seen, accepted)
     assert server.metric("tracker_spooled_total", reason="topics_missing") > 0
