@@ -152,8 +152,8 @@ class Background:
             metrics.REPLAYED.labels(self.name).inc(batch.acked)
             return True
         segment.release()
-        if not stop():
-            self._set_down("broker_down")
+        if self._up and not stop():
+            self._set_down("broker_down")  # a delivery failed: probe before trying again
         return False
 
     def _report_damage(self, segment: Segment) -> None:
