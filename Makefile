@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
 .PHONY: install run serve test unit integration lint kafka-up kafka-down kafka-status \
-	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint clean
+	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint browser clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
 # greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
@@ -55,7 +55,7 @@ unit: install
 	$(BIN)/python -m pytest -q tests --ignore=tests/integration
 
 # The integration tests start and stop their own broker (port 19092, var/kafka-test).
-integration: install
+integration: install browser
 	$(BIN)/python -m pytest -q tests/integration
 
 # Installs helm from the Go module proxy into var/bin once, then lints and renders
@@ -63,8 +63,12 @@ integration: install
 helm-lint: install
 	PYTHON=$(BIN)/python bash scripts/helm.sh
 
-# The whole suite: lint, unit, integration (real Kafka, real gunicorn), Helm chart.
-test: lint helm-lint
+# Debian's chromium and ffmpeg for the browser-tag tests (tests/integration/test_browser.py).
+browser:
+	bash scripts/browser.sh
+
+# The whole suite: lint, unit, integration (real Kafka, real gunicorn, headless Chromium), Helm chart.
+test: lint helm-lint browser
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:

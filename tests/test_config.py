@@ -30,6 +30,11 @@ def test_shipped_config_is_valid():
         "/bill",
         "/loss",
         "/events",
+        "/t/page",
+        "/t/click",
+        "/t/go",
+        "/t/event",
+        "/t/video/{event}",
     }
 
 

@@ -19,7 +19,9 @@ from tracker.config.loader import (
 )
 from tracker.config.model import (
     BatchConfig,
+    BrowserConfig,
     Config,
+    CorsConfig,
     DeliveryConfig,
     EventIdConfig,
     FieldConfig,
@@ -29,6 +31,7 @@ from tracker.config.model import (
     RedirectConfig,
     ResponseConfig,
     ServerConfig,
+    TagConfig,
     UserCookieConfig,
 )
 
@@ -36,8 +39,10 @@ __all__ = [
     "DEFAULT_CONFIG",
     "NAME",
     "BatchConfig",
+    "BrowserConfig",
     "Config",
     "ConfigError",
+    "CorsConfig",
     "DeliveryConfig",
     "EventIdConfig",
     "FieldConfig",
@@ -47,6 +52,7 @@ __all__ = [
     "RedirectConfig",
     "ResponseConfig",
     "ServerConfig",
+    "TagConfig",
     "UserCookieConfig",
     "config_path",
     "load_data",

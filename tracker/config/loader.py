@@ -19,15 +19,18 @@ from typing import Any
 import yaml
 
 from tracker.config.model import (
+    BrowserConfig,
     Config,
+    CorsConfig,
     FieldFilter,
     PluginConfig,
     ServerConfig,
+    TagConfig,
     UserCookieConfig,
 )
 from tracker.config.paths import build_paths
 from tracker.config.problems import Problems
-from tracker.config.schemas import NAME, FilterSchema, RootSchema, ServerSchema
+from tracker.config.schemas import NAME, BrowserSchema, FilterSchema, RootSchema, ServerSchema
 from tracker.plugins import (
     COLLECTOR_GROUP,
     PREPROCESSOR_GROUP,
@@ -96,9 +99,29 @@ def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
     )
     server = _server(top.get("server"))
     paths = build_paths(top.get("paths") or {}, server, top, problems)
+    browser = _browser(top.get("browser") or {}, paths, problems)
     if problems:
         raise ConfigError(list(problems))
-    return Config(server=server, collectors=collectors, preprocessors=preprocessors, paths=paths)
+    return Config(
+        server=server,
+        collectors=collectors,
+        preprocessors=preprocessors,
+        paths=paths,
+        browser=browser,
+    )
+
+
+def _browser(loaded: dict, paths: Mapping[str, Any], problems: Problems) -> BrowserConfig:
+    # As for the server block, the schema's defaults fill whatever failed to load.
+    defaults = BrowserSchema().load({})
+    tag = {**defaults["tag"], **(loaded.get("tag") or {})}
+    cors = {**defaults["cors"], **(loaded.get("cors") or {})}
+    for i, name in enumerate(cors["paths"]):
+        if name not in paths:
+            problems.add(f"browser.cors.paths.{i}", "No such path.", name)
+    cors["allowed_origins"] = tuple(cors["allowed_origins"])
+    cors["paths"] = tuple(cors["paths"])
+    return BrowserConfig(tag=TagConfig(**tag), cors=CorsConfig(**cors))
 
 
 def _server(loaded: dict | None) -> ServerConfig:

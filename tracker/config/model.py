@@ -156,6 +156,32 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class TagConfig:
+    """The browser tag: served at ``route`` (``None``: not served), cached ``max_age`` s."""
+
+    route: str | None
+    max_age: int
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    """CORS for the named paths: exact ``allowed_origins`` (``*`` only without credentials)."""
+
+    allowed_origins: tuple[str, ...]
+    paths: tuple[str, ...]
+    credentials: bool
+    max_age: int
+
+
+@dataclass(frozen=True)
+class BrowserConfig:
+    """The ``browser`` block."""
+
+    tag: TagConfig
+    cors: CorsConfig
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated config."""
 
@@ -163,3 +189,4 @@ class Config:
     collectors: Mapping[str, PluginConfig]
     preprocessors: Mapping[str, PluginConfig]
     paths: Mapping[str, PathConfig]
+    browser: BrowserConfig

@@ -243,6 +243,47 @@ class FilterSchema(Schema):
             raise ValidationError("Set allow_fields or deny_fields, not both.", "deny_fields")
 
 
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\*$")
+
+
+class TagSchema(Schema):
+    """Where the browser tag is served and how long caches keep its plain name."""
+
+    route = fields.String(
+        load_default="/tracker.js",
+        allow_none=True,
+        validate=validate.Regexp(r"^/[A-Za-z0-9._/-]*\.js$", error="Must be a path ending in .js."),
+    )
+    max_age = fields.Integer(load_default=86400, validate=validate.Range(min=0, max=31536000))
+
+
+class CorsSchema(Schema):
+    """Which origins may call which paths from a page's script."""
+
+    allowed_origins = fields.List(
+        fields.String(validate=validate.Regexp(ORIGIN, error="Must be scheme://host[:port].")),
+        load_default=list,
+    )
+    paths = fields.List(fields.String(), load_default=list)
+    credentials = fields.Boolean(load_default=True)
+    max_age = fields.Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        if data.get("credentials") and "*" in data.get("allowed_origins", ()):
+            raise ValidationError(
+                "A wildcard origin cannot be used with credentials: list the origins.",
+                "allowed_origins",
+            )
+
+
+class BrowserSchema(Schema):
+    """The ``browser`` block: the tag and CORS for the paths it posts to."""
+
+    tag = fields.Nested(TagSchema, load_default=lambda: TagSchema().load({}))
+    cors = fields.Nested(CorsSchema, load_default=lambda: CorsSchema().load({}))
+
+
 class RootSchema(Schema):
     """The top level; each named block below it is checked on its own."""
 
@@ -250,3 +291,4 @@ class RootSchema(Schema):
     collectors = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     preprocessors = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     paths = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    browser = fields.Nested(BrowserSchema, load_default=lambda: BrowserSchema().load({}))

@@ -16,11 +16,13 @@ import falcon
 from tracker.config import Config
 from tracker.http.batch import BatchResource
 from tracker.http.clientip import ClientIp
+from tracker.http.cors import Cors
 from tracker.http.errors import RejectionHandler, handle_unexpected
 from tracker.http.extract import ContextReader
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.middleware import RequestLimits
 from tracker.http.resources import TrackingResource
+from tracker.http.tag import add_tag_routes
 from tracker.intake import Intake, Rejected
 from tracker.pipeline import Pipeline
 
@@ -43,7 +45,8 @@ class Tracker:
         """
         self.config = config
         self.pipeline = pipeline or Pipeline.from_config(config)
-        self.wsgi = falcon.App(middleware=[RequestLimits(config.server)])
+        cors = Cors(config.browser.cors, config.paths.values())
+        self.wsgi = falcon.App(middleware=[RequestLimits(config.server), cors])
         self.wsgi.req_options.auto_parse_qs_csv = False
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
@@ -62,6 +65,8 @@ class Tracker:
                 targets = {name: intakes[name] for name in path.batch.paths}
                 resource = BatchResource(path, targets, context)
             self.wsgi.add_route(path.route, resource)
+        if config.browser.tag.route:
+            add_tag_routes(self.wsgi, config.browser.tag.route, config.browser.tag.max_age)
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", MetricsResource())

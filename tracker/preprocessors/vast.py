@@ -28,7 +28,10 @@ Every VAST event also gets ``vast_events: 1`` and a counter named after the
 event (:data:`EVENT_METRICS`), and ``watch_ms``: how far into the ad the viewer
 had got, from the playhead, else the progress offset, else the position the
 event name implies (``start`` 0, quartiles 25/50/75/100 % of the duration; turned
-off by ``quartile_watch_time: false``).
+off by ``quartile_watch_time: false``). A player that measures the time it
+actually played (the browser tag does: seeking ahead does not count) sends it
+as ``watch_time``, in the same ``HH:MM:SS.mmm`` form, and that is ``watch_ms``.
+It grows through a view like the playhead does, so the formulas below hold.
 
 Downstream formulas (sums over any set of events, e.g. per campaign and day):
 
@@ -79,6 +82,10 @@ EVENT_METRICS: dict[str, str] = {
     "clickTracking": "clicks",
     "error": "errors",
 }
+
+#: Counters of events that VAST has no tracking event for, but an HTML5 player
+#: reports (the browser tag's ``seek``).
+PLAYER_EVENT_METRICS: dict[str, str] = {"seek": "seeks"}
 
 #: Percentage of the duration the player has played when it fires the event
 #: (VAST 4.3 §3.14.1).
@@ -191,11 +198,12 @@ class VastMetrics(Preprocessor):
         duration = _time_metric(dims, metrics, "duration", "duration_ms")
         playhead = _time_metric(dims, metrics, "playhead", "playhead_ms")
         offset = _offset_metric(dims, metrics, duration)
+        watched = _time_metric(dims, metrics, "watch_time", "watch_ms")
         watch = self.watch_ms(kind, playhead, offset, duration)
-        if watch is not None:
+        if watched is None and watch is not None:
             metrics["watch_ms"] = watch
         metrics["vast_events"] = 1
-        counter = EVENT_METRICS.get(kind)
+        counter = EVENT_METRICS.get(kind) or PLAYER_EVENT_METRICS.get(kind)
         if counter is not None:
             metrics[counter] = 1
         if kind == "error":
