@@ -126,52 +126,97 @@
       pad(Math.floor(ms / 1000) % 60, 2) + "." + pad(ms % 1000, 3);
   }
 
-  // HTML5 video in the VAST vocabulary. Watch time is the media time that advanced
-  // while playing; a seek moves the position without adding to it.
+  // HTML5 video in the VAST vocabulary. Watch time adds up the media time that
+  // advanced while playing, sampled at each timeupdate (about 4 a second), pause
+  // and end; a seek moves the position without adding to it, and the bit played
+  // since the last sample before a seek is timed by the clock. Quartiles follow
+  // the position.
   function video(el, props) {
     props = props || el.dataset || {};
-    var view = null, watched = 0, last = 0, muted = el.muted, paused = false;
+    var view = null, watched = 0, running = false, jumped = false, last = 0, lastAt = 0;
+    var muted = el.muted, paused = false;
+    function now() { return performance.now() / 1000; }
+    function mark() {
+      last = el.currentTime;
+      lastAt = now();
+    }
+    // A pause takes effect a little after its event: what played until then is
+    // counted when playback resumes, unless a seek came in between.
+    function run() {
+      if (running || el.paused || el.seeking) return;
+      var step = el.currentTime - last;
+      if (!jumped && step > 0 && step < 0.5) watched += step;
+      running = true;
+      jumped = false;
+      mark();
+    }
+    function sample() {
+      if (!running || el.seeking) return;
+      var step = el.currentTime - last;
+      if (step > 0 && step < 2 * Math.max(1, el.playbackRate)) watched += step;
+      mark();
+    }
+    function stop() {
+      sample();
+      running = false;
+    }
+    function total() {
+      sample();
+      return watched;
+    }
     function fire(name) {
       send("/t/video/" + name, { media: props.media || props.trackerVideo || el.currentSrc,
         cid: props.campaign, iid: view.id, ph: clock(el.currentTime),
-        dur: isFinite(el.duration) ? clock(el.duration) : null, wt: clock(watched) });
+        dur: isFinite(el.duration) ? clock(el.duration) : null, wt: clock(total()) });
     }
-    // Timeupdate comes every 250 ms or so while playing: a longer step is a jump.
-    function advance(ended) {
-      if (el.seeking || view === null) return;
-      var step = el.currentTime - last;
-      if (step > 0 && step < 2 * Math.max(1, el.playbackRate)) watched += step;
-      last = el.currentTime;
-      var position = ended ? el.duration : el.currentTime;
-      while (view.q < 4 && position >= el.duration * (view.q + 1) / 4) {
+    function quartiles(position) {
+      while (view && view.q < 4 && position >= el.duration * (view.q + 1) / 4) {
         fire(["firstQuartile", "midpoint", "thirdQuartile", "complete"][view.q++]);
       }
     }
-    el.addEventListener("playing", function () {
+    function on(name, fn) { el.addEventListener(name, fn); }
+    // Sampling starts at play, not playing: buffering advances no media time.
+    on("play", run);
+    on("playing", function () {
       if (view === null || view.q === 4) {
         view = { id: uuid(), q: 0 };
-        watched = 0;
-        last = el.currentTime;
         fire("start");
-      } else if (paused) {
+        return;
+      }
+      run();
+      if (paused) {
         paused = false;
         fire("resume");
       }
     });
-    el.addEventListener("timeupdate", function () { advance(false); });
-    el.addEventListener("pause", function () {
-      if (view === null || el.ended || el.seeking) return;
-      advance(false);
+    on("timeupdate", function () {
+      sample();
+      if (!el.seeking) quartiles(el.currentTime);
+    });
+    on("pause", function () {
+      stop();
+      if (view === null || el.ended) return;
       paused = true;
       fire("pause");
     });
-    el.addEventListener("seeked", function () {
-      if (view === null) return;
-      last = el.currentTime;
-      fire("seek");
+    on("waiting", stop);
+    on("seeking", function () {
+      if (running) watched += Math.min(now() - lastAt, 0.5) * el.playbackRate;
+      running = false;
+      jumped = true;
     });
-    el.addEventListener("ended", function () { advance(true); });
-    el.addEventListener("volumechange", function () {
+    on("seeked", function () {
+      if (view === null) return;
+      fire("seek");
+      run();
+    });
+    on("ended", function () {
+      stop();
+      quartiles(el.duration);
+      watched = 0; // a replay is a new view
+      jumped = true;
+    });
+    on("volumechange", function () {
       if (el.muted === muted || view === null) return;
       muted = el.muted;
       fire(muted ? "mute" : "unmute");
