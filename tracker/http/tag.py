@@ -60,14 +60,14 @@ class TagResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer the tag, or 304 when the client's copy is current."""
         encoding = "gzip" if _accepts_gzip(req.get_header("Accept-Encoding")) else "identity"
-        resp.content_type = CONTENT_TYPE
         resp.cache_control = [self.cache_control]
         resp.vary = ("Accept-Encoding",)
         resp.set_header("ETag", self.etags[encoding])
-        resp.set_header("X-Content-Type-Options", "nosniff")
         if _matches(req.get_header("If-None-Match"), self.etags.values()):
             resp.status = falcon.HTTP_304
             return
+        resp.content_type = CONTENT_TYPE
+        resp.set_header("X-Content-Type-Options", "nosniff")
         if encoding == "gzip":
             resp.set_header("Content-Encoding", "gzip")
             resp.data = self.tag.gzipped
