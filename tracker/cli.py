@@ -60,6 +60,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Print the browser tag's routes and sizes, or the minified tag itself."""
+    from tracker.http.tag import Tag
+
+    config = _load(args.config or config_path())
+    tag = Tag.load()
+    if args.print:
+        sys.stdout.write(tag.text.decode())
+        return 0
+    route = config.browser.tag.route
+    if not route:
+        print("the tag is not served (browser.tag.route is null)", file=sys.stderr)
+        return 1
+    print(f"{route}  (Cache-Control: public, max-age={config.browser.tag.max_age})")
+    print(f"{tag.hashed_route(route)}  (immutable)")
+    print(f"{len(tag.text)} bytes minified, {len(tag.gzipped)} bytes gzipped")
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """Create what the collectors need outside the process (Kafka topics...)."""
     config = _load(args.config or config_path())
@@ -200,6 +219,11 @@ def parser() -> argparse.ArgumentParser:
         "--keys-env", default="TRACKER_CLICK_KEYS", help="variable holding kid:secret,..."
     )
     sign.set_defaults(func=cmd_sign_url)
+
+    tag = sub.add_parser("tag", help="print the browser tag's routes and size")
+    tag.add_argument("--config", help="config file (default: TRACKER_CONFIG)")
+    tag.add_argument("--print", action="store_true", help="print the minified tag instead")
+    tag.set_defaults(func=cmd_tag)
 
     tail = sub.add_parser("tail", help="print the events in a Kafka topic")
     tail.add_argument("topic")

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import consume
-from tests.test_consent import tc_string
+from tests.integration.live import consume
+from tests.tcf import tc_string
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -166,7 +166,7 @@
     }
     function fire(name) {
       send("/t/video/" + name, { media: props.media || props.trackerVideo || el.currentSrc,
-        cid: props.campaign, iid: view.id, ph: clock(el.currentTime),
+        cid: props.campaign || props.trackerCampaign, iid: view.id, ph: clock(el.currentTime),
         dur: isFinite(el.duration) ? clock(el.duration) : null, wt: clock(total()) });
     }
     function quartiles(position) {
