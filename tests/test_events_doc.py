@@ -83,7 +83,8 @@ EXAMPLES = examples()
 
 def test_the_doc_has_examples_for_every_path():
     routes = {urllib.parse.urlsplit(curl(e.command)["url"]).path for e in EXAMPLES}
-    for prefix in ("/imp", "/click", "/conv", "/vast/", "/win", "/bill", "/loss", "/events"):
+    prefixes = ("/imp", "/click", "/conv", "/vast/", "/win", "/bill", "/loss", "/events", "/t/")
+    for prefix in prefixes:
         assert any(r.startswith(prefix) for r in routes), prefix
 
 
