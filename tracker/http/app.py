@@ -45,8 +45,10 @@ class Tracker:
         """
         self.config = config
         self.pipeline = pipeline or Pipeline.from_config(config)
-        cors = Cors(config.browser.cors, config.paths.values())
-        self.wsgi = falcon.App(middleware=[RequestLimits(config.server), cors])
+        middleware: list = [RequestLimits(config.server)]
+        if config.browser.cors.paths:
+            middleware.append(Cors(config.browser.cors, config.paths.values()))
+        self.wsgi = falcon.App(middleware=middleware)
         self.wsgi.req_options.auto_parse_qs_csv = False
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)

@@ -46,35 +46,39 @@ class Cors:
             return self.origins[origin]
         return "*" if self.any_origin else None
 
-    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params):
-        """Answer a preflight on a CORS route before its responder runs."""
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, ok: bool):
+        """Answer a preflight, or add the CORS headers for a listed origin, on a CORS route.
+
+        One hook, not two: every request pays for it, so it returns at once
+        off the CORS routes. A preflight reaches it after Falcon's default
+        ``OPTIONS`` responder, whose answer it replaces.
+        """
         methods = self.methods.get(req.uri_template)
-        if methods is None or req.method != "OPTIONS":
-            return
-        asked = req.get_header("Access-Control-Request-Method")
-        if asked is None:
+        if methods is None:
             return
         allow = self.allowed(req.get_header("Origin"))
+        if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
+            self.preflight(req, resp, allow, methods)
+        elif allow is not None:
+            self.decorate(resp, allow)
+        else:
+            resp.append_header("Vary", "Origin")
+
+    def preflight(
+        self, req: falcon.Request, resp: falcon.Response, allow: str | None, methods: str
+    ) -> None:
+        """Answer 204 with what the path allows, or raise :class:`Rejected` (403)."""
         if allow is None:
             raise Rejected(403, "origin_not_allowed", "This origin may not call this path.")
-        if asked.upper() not in methods.split(", "):
+        asked = req.get_header("Access-Control-Request-Method").upper()
+        if asked not in methods.split(", "):
             raise Rejected(403, "method_not_allowed", f"This path takes {methods}.")
         self.decorate(resp, allow)
         resp.set_header("Access-Control-Allow-Methods", methods)
         resp.set_header("Access-Control-Allow-Headers", ALLOWED_HEADERS)
         resp.set_header("Access-Control-Max-Age", self.max_age)
         resp.status = falcon.HTTP_204
-        resp.complete = True
-
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, ok: bool):
-        """Add the CORS headers to an answer for a listed origin on a CORS route."""
-        if req.uri_template not in self.methods or req.method == "OPTIONS":
-            return
-        allow = self.allowed(req.get_header("Origin"))
-        if allow is not None:
-            self.decorate(resp, allow)
-        else:
-            resp.append_header("Vary", "Origin")
+        resp.data = b""
 
     def decorate(self, resp: falcon.Response, allow: str) -> None:
         """Set the headers every CORS answer for an allowed origin carries."""
