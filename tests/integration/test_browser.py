@@ -236,6 +236,37 @@ def test_consent_granted(chromium, site, server_factory):
             assert dims["visitor_id"] == visitor, name
 
 
+# JSON is not CORS-safelisted: the browser sends a preflight first, then the POST
+# with the cookie; the page can read the answer only if the tracker allowed it.
+FETCH = """async (url) => {
+  try {
+    const resp = await fetch(url, {method: "POST", credentials: "include",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify({name: "no spaces"})});
+    return [resp.status, (await resp.json()).reason];
+  } catch (ex) {
+    return ["blocked", ex.name];
+  }
+}"""
+
+
+def test_cors_in_the_browser(chromium, site, server_factory):
+    server = tracker_for(server_factory, site[1])
+    target = f"{server_url(server)}/t/event"
+    page = chromium.new_page()
+    try:
+        page.goto(f"{site[1]}/landing.html")
+        assert page.evaluate(FETCH, target) == [400, "invalid_fields"]
+        # localhost is another origin than 127.0.0.1, and not on the list.
+        page.goto(site[1].replace("127.0.0.1", "localhost") + "/landing.html")
+        assert page.evaluate(FETCH, target) == ["blocked", "TypeError"]
+    finally:
+        page.close()
+    assert server.metric("tracker_rejected_total", path="web_event", reason="invalid_fields") == 1
+    assert (
+        server.metric("tracker_rejected_total", path="web_event", reason="origin_not_allowed") == 1
+    )
+
+
 def test_consent_refused(chromium, site, server_factory):
     server = tracker_for(server_factory, site[1])
     tc = tc_string((7, 8))

@@ -7,8 +7,8 @@ id is set only with consent) a wildcard is refused when the config is loaded;
 without them ``*`` may be listed and is answered as ``*``. A preflight
 (``OPTIONS`` with ``Access-Control-Request-Method``) from an unlisted origin, or
 for a method the path does not take, is refused with 403 (a ``Rejected``,
-answered and counted by the central handler under the path's name). Requests
-without an ``Origin`` (pixels, server-to-server calls) pass untouched.
+answered and counted by the central handler under the path's name). Other
+answers on these routes get ``Vary: Origin`` only; other routes are untouched.
 """
 
 from __future__ import annotations
