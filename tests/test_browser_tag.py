@@ -172,6 +172,16 @@ def test_browser_block_errors_are_reported_with_their_path():
     ]
 
 
+def test_tag_route_must_be_free():
+    data = shipped(tag={"route": "/imp.js"})
+    data["paths"]["impression"]["route"] = "/imp.js"
+    with pytest.raises(ConfigError) as info:
+        load_data(data, {})
+    assert info.value.errors == [
+        "browser.tag.route: Already the route of path impression. (found: '/imp.js')"
+    ]
+
+
 def test_video_event_takes_the_watch_time_the_tag_measured(app):
     client, events = app
     body = (

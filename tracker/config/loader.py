@@ -116,6 +116,11 @@ def _browser(loaded: dict, paths: Mapping[str, Any], problems: Problems) -> Brow
     defaults = BrowserSchema().load({})
     tag = {**defaults["tag"], **(loaded.get("tag") or {})}
     cors = {**defaults["cors"], **(loaded.get("cors") or {})}
+    taken = {path.route: name for name, path in paths.items()}
+    if tag["route"] in taken:
+        problems.add(
+            "browser.tag.route", f"Already the route of path {taken[tag['route']]}.", tag["route"]
+        )
     for i, name in enumerate(cors["paths"]):
         if name not in paths:
             problems.add(f"browser.cors.paths.{i}", "No such path.", name)
