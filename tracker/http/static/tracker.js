@@ -72,9 +72,8 @@
   }
 
   function readConsent() {
-    var noCmp = { identify: opts.identify === "always" || opts.identify === true };
-    if (opts.identify === "never") noCmp.identify = false;
-    if (typeof win.__tcfapi !== "function") return settle(noCmp);
+    // Without a CMP only data-identify="always" allows a visitor id.
+    if (typeof win.__tcfapi !== "function") return settle({ identify: opts.identify === "always" });
     setTimeout(function () { settle({ identify: false }); }, opts.consentTimeout);
     win.__tcfapi("addEventListener", 2, function (tc, ok) {
       if (!ok || !tc || (tc.eventStatus !== "tcloaded" && tc.eventStatus !== "useractioncomplete")) return;
