@@ -4,7 +4,8 @@ A page on another origin loads ``/tracker.js`` from the tracker with the one-lin
 snippet, plays a WebM made by ffmpeg at test time (pausing, resuming, seeking
 ahead, muting), clicks a tracked button and a tracked link, and the events are
 read back from Kafka. The page's CMP is a ``__tcfapi`` stub answering with a
-real TCF v2 string: once granting Purpose 1, once refusing it.
+real TCF v2 string: once granting Purpose 1, once refusing it (that run also
+takes away ``sendBeacon``, so the tag's ``fetch`` fallback carries the events).
 
 Chromium is Debian's (``scripts/browser.sh``), driven by Playwright with
 ``executable_path``; Playwright's own browser download is never used.
@@ -150,15 +151,33 @@ def tracker_for(server_factory, origin: str):
     return server.start()
 
 
-def visit(chromium, site, server, tc: str, granted: bool) -> tuple[float, dict]:
-    """Run the scenario once in a fresh context; return seconds played and the page's state."""
+def visit(
+    chromium, site, server, tc: str, granted: bool, beacon: bool = True
+) -> tuple[float, dict]:
+    """Run the scenario once in a fresh context; return seconds played and the page's state.
+
+    Without ``beacon``, the page has no ``navigator.sendBeacon``, so the tag falls
+    back on ``fetch`` with ``keepalive`` (a CORS request with credentials).
+    """
     root, origin = site
     page_html = (WEB / "page.html").read_text().replace("{{TRACKER}}", server_url(server))
     (root / "page.html").write_text(page_html)
     context = chromium.new_context()
     try:
         page = context.new_page()
+        sent: set[str] = set()  # how events reached the tracker: "ping" is a beacon
+
+        def seen(request) -> None:
+            if request.url.startswith(server_url(server)) and request.resource_type not in (
+                "script",
+                "document",
+            ):
+                sent.add(request.resource_type)
+
+        page.on("request", seen)
         page.add_init_script(TCF_STUB % (json.dumps(tc), "true" if granted else "false"))
+        if not beacon:
+            page.add_init_script("Navigator.prototype.sendBeacon = undefined;")
         page.goto(f"{origin}/page.html")
         played = page.evaluate(SCENARIO)
         page.click("#button")
@@ -169,6 +188,7 @@ def visit(chromium, site, server, tc: str, granted: bool) -> tuple[float, dict]:
         state = {
             "vid": page.evaluate("localStorage.getItem('tracker_vid')"),
             "cookies": context.cookies(),
+            "sent_as": sent,
         }
     finally:
         context.close()
@@ -227,6 +247,7 @@ def test_consent_granted(chromium, site, server_factory):
     played, state = visit(chromium, site, server, tc, granted=True)
     events = read_events(server, len(VIDEO_EVENTS) + 5)
     found = check_common(events, played)
+    assert state["sent_as"] == {"ping"}
     visitor = state["vid"]
     assert visitor, "the tag stored a visitor id"
     for name, items in found.items():
@@ -270,9 +291,10 @@ def test_cors_in_the_browser(chromium, site, server_factory):
 def test_consent_refused(chromium, site, server_factory):
     server = tracker_for(server_factory, site[1])
     tc = tc_string((7, 8))
-    played, state = visit(chromium, site, server, tc, granted=False)
+    played, state = visit(chromium, site, server, tc, granted=False, beacon=False)
     events = read_events(server, len(VIDEO_EVENTS) + 5)
     found = check_common(events, played)
+    assert state["sent_as"] == {"fetch"}
     assert state["vid"] is None, "nothing stored in the browser"
     assert not [c for c in state["cookies"] if c["name"] == "tuid"]
     for name, items in found.items():
