@@ -176,7 +176,7 @@
     function on(name, fn) { el.addEventListener(name, fn); }
     // Sampling starts at play, not playing: buffering advances no media time.
     on("play", run);
-    on("playing", function () {
+    function playing() {
       if (view === null || view.q === 4) {
         view = { id: uuid(), q: 0 };
         fire("start");
@@ -187,7 +187,8 @@
         paused = false;
         fire("resume");
       }
-    });
+    }
+    on("playing", playing);
     on("timeupdate", function () {
       sample();
       if (!el.seeking) quartiles(el.currentTime);
@@ -220,6 +221,11 @@
       muted = el.muted;
       fire(muted ? "mute" : "unmute");
     });
+    // Attached to a video that is already playing (autoplay): its view starts now.
+    if (!el.paused && el.readyState > 2) {
+      run();
+      playing();
+    }
   }
 
   var api = { pageview: pageview, event: event, conversion: conversion, video: video };
@@ -233,6 +239,11 @@
   readConsent();
   doc.addEventListener("click", onClick, true);
   if (data.pageview !== "false") pageview();
-  doc.querySelectorAll("video[data-tracker-video]").forEach(function (el) { video(el); });
+  // An async tag may run before the body is parsed: find the videos once it is.
+  function videos() {
+    doc.querySelectorAll("video[data-tracker-video]").forEach(function (el) { video(el); });
+  }
+  if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", videos);
+  else videos();
   pending.forEach(function (args) { command.apply(null, args); });
 })(window, document);
