@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 VIDEO_SECONDS = 4
+SLOW_SCRIPT_SECONDS = 0.5
 #: How far the tag's watch time may be from what Chromium says it played.
 WATCH_TOLERANCE_MS = 200
 WEB_EVENTS = {"web_page", "web_click", "web_link", "web_event", "conversion"}
@@ -87,12 +89,20 @@ TCF_STUB = """window.__tcfapi = (command, version, callback) => {
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single byte ranges, which Chromium needs to seek in a video."""
+    """Static files with single byte ranges (Chromium needs them to seek in a video),
+    and ``/slow.js``, an empty script that takes half a second."""
 
     def log_message(self, *args) -> None:
         pass
 
     def send_head(self):
+        if self.path == "/slow.js":
+            time.sleep(SLOW_SCRIPT_SECONDS)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return io.BytesIO(b"")
         header = self.headers.get("Range", "")
         path = Path(self.translate_path(self.path))
         if not header.startswith("bytes=") or not path.is_file():
