@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install run serve test unit integration lint kafka-up kafka-down kafka-status \
-	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint browser clean
+.PHONY: install bench-install run serve test unit integration lint kafka-up kafka-down kafka-status \
+	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint browser bench bench-smoke \
+	stages clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
 # greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
@@ -21,6 +22,13 @@ $(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt
 	touch $@
 
 install: $(INSTALLED)
+
+# The benchmark's extra (matplotlib for the charts) on top of the dev install.
+$(VENV)/.bench-installed: $(INSTALLED)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
+	touch $@
+
+bench-install: $(VENV)/.bench-installed
 
 kafka-up:
 	bash scripts/kafka/kafka.sh up
@@ -67,8 +75,22 @@ helm-lint: install
 browser:
 	bash scripts/browser.sh
 
-# The whole suite: lint, unit, integration (real Kafka, real gunicorn, headless Chromium), Helm chart.
-test: lint helm-lint browser
+# The benchmark (docs/performance.md): its own broker, the tracker, nginx and a bare
+# Falcon app; results in loadtest/results/. The smoke run writes var/bench/results/
+# and fails only when accepted events are missing from Kafka (never on timing).
+bench: install
+	bash loadtest/bench.sh
+
+bench-smoke: install
+	BENCH_SMOKE=1 bash loadtest/bench.sh
+
+# Microseconds per stage of one impression, in-process (docs/performance.md).
+stages: install
+	$(BIN)/python -m loadtest.stages
+
+# The whole suite: lint, Helm chart, benchmark smoke, unit, integration (real Kafka,
+# real gunicorn, headless Chromium).
+test: lint helm-lint browser bench-smoke
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:
