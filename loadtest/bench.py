@@ -232,7 +232,7 @@ class Run:
 
     def execute(self) -> dict:
         """Run both phases against a fresh broker; return the results."""
-        started = time.time()
+        started, load_before = time.time(), os.getloadavg()[0]
         self.prepare()
         broker = Broker(self.s.ports["kafka"], self.s.work / "kafka")
         broker.up()
@@ -248,7 +248,7 @@ class Run:
                 f"{found} arrived in {', '.join(sorted(self.topics))}"
             )
         return {
-            "machine": report.machine(),
+            "machine": {**report.machine(), "load_average_start": round(load_before, 2)},
             "settings": {k: str(v) for k, v in asdict(self.s).items()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(time.time() - started),

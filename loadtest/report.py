@@ -109,7 +109,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Benchmark of {results['started']} ({'smoke' if s['smoke'] == 'True' else 'full'} run, "
         f"{results['seconds']} s): {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-        f"load average at the end {m['load_average'][0]}.",
+        f"load average {m.get('load_average_start', '?')} at the start, "
+        f"{m['load_average'][0]} at the end.",
         f"wrk: 1 thread, {s['connections']} connections, {s['duration']} s per run, "
         f"{s['workers']} worker(s) per server. vegeta: {s['latency_duration']} s per rate, "
         f"{s['latency_workers']} workers per server.",

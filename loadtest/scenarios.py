@@ -179,7 +179,7 @@ def rejected(i: int) -> Request:
         return _get("/win", {**_notice(i), "cid": "not a campaign!"})
     if kind == 2:
         return _get("/bill", {**_notice(i), "price": "${AUCTION_PRICE}"})
-    return _get("/no-such-path", {"cid": "c-1"})
+    return _get("/no-such-path", {"cid": f"c-{i}"})
 
 
 #: Of every 100 requests of the mix: (builder, share).
