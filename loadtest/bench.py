@@ -164,9 +164,13 @@ class Run:
 
     def stop_tracker(self, tracker: TrackerServer) -> None:
         """Count what the tracker accepted for Kafka, then stop it (its workers flush)."""
-        counts = tracker.counters()
-        self.accepted += int(sum(counts.get((p, "accepted"), 0) for p in self.kafka_paths))
-        code = tracker.stop()
+        try:
+            counts, idle = tracker.wait_idle()
+            if not idle:
+                self.problems.append("the tracker was still busy after the last run")
+            self.accepted += int(sum(counts.get((p, "accepted"), 0) for p in self.kafka_paths))
+        finally:
+            code = tracker.stop()
         if code != 0:
             self.problems.append(f"the tracker exited with {code}{tracker.tail()}")
 
@@ -226,6 +230,7 @@ class Run:
                 for rate in (r for r in rates if r > 0):
                     targets = self.files / f"{scenario.name}.json"
                     result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
+                    tracker.wait_idle(timeout=30)
                     self.latency.append({"name": scenario.name, **asdict(result)})
                     print(report.progress_latency(self.latency[-1]), flush=True)
             self.rss["latency"] = tracker.worker_rss_mib()

@@ -224,6 +224,28 @@ class TrackerServer(Process):
         super().__init__("tracker", [str(BIN / "tracker"), "serve"], work / "tracker.log", self.env)
         self.wait_http(self.url + "/readyz")
 
+    def wait_idle(self, timeout: float = 120.0) -> tuple[dict[tuple[str, str], float], bool]:
+        """Wait until the counters stop moving; return them and whether they did.
+
+        Requests a load tool gave up on may still be queued in the workers; an
+        overloaded run must not spill into the next one, nor into the count.
+        """
+        deadline = time.monotonic() + timeout
+        previous: dict | None = None
+        while True:
+            try:
+                counts = self.counters()
+            except OSError:
+                counts = None
+            if counts is not None and counts == previous:
+                return counts, True
+            if time.monotonic() > deadline:
+                if counts is None:
+                    raise RuntimeError(f"the tracker's /metrics did not answer{self.tail()}")
+                return counts, False
+            previous = counts
+            time.sleep(0.5)
+
     def counters(self) -> dict[tuple[str, str], float]:
         """Return ``tracker_requests_total`` by (path, outcome), summed over the workers."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
