@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import falcon
 
-from tracker import responses
+from tracker.http import responses
 
 
 class Pixel:

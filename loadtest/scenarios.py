@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from tracker import signing
+from tracker.adtech import signing
 
 #: Sent with every request: a desktop Chrome, so the bot filter does not flag it.
 BROWSER = (

@@ -9,7 +9,9 @@ import pytest
 
 from loadtest import load, report
 from loadtest.scenarios import CLICK_KEYS, REFERENCES, SCENARIOS, Scenario
-from tests.conftest import ROOT, build_app
+from loadtest.stages import Stages, environs
+from tests import ROOT
+from tests.apps import build_app
 from tracker.config import load_file
 
 SAMPLE = 100  # the mix repeats every 100 requests
@@ -141,3 +143,22 @@ def test_the_table_shows_ratios_and_a_kafka_mismatch():
     text = report.markdown(results)
     assert "10 events accepted for Kafka, 9 arrived (MISMATCH)." in text
     assert "PROBLEM: KAFKA COUNT MISMATCH" in text
+
+
+def test_stages_time_every_stage_of_an_impression(bench_app):
+    stages = Stages(bench_app[0].app, "/imp")
+    for environ in environs(3):
+        stages.run(environ)
+    assert {name: len(ns) for name, ns in stages.times.items()} == {
+        "Falcon request and response objects": 3,
+        "extract and gather fields, request context": 3,
+        "marshmallow load": 3,
+        "event build (dimensions, metrics, ids, time)": 3,
+        "consent decision and user cookie": 3,
+        "preprocessor bots": 3,
+        "preprocessor anonymise_ip": 3,
+        "request and event counters": 3,
+        "collect: kafka (MemoryCollector)": 3,
+        "collect: log (MemoryCollector)": 3,
+        "response (pixel)": 3,
+    }
