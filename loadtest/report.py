@@ -116,8 +116,8 @@ def markdown(results: dict) -> str:
         f"{s['latency_workers']} workers per server.",
         "",
         "| scenario | req/s | events/s | vs nginx | vs bare Falcon | p50 ms | p99 ms "
-        "| p99.9 ms | accepted | refused | not 2xx/3xx |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| p99.9 ms | accepted | refused | not 2xx/3xx | socket errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results["throughput"]:
         lines.append(
@@ -126,19 +126,26 @@ def markdown(results: dict) -> str:
             f"{_ratio(r.get('vs_nginx'))} | {_ratio(r.get('vs_falcon'))} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | "
             f"{'' if r['accepted'] is None else format(r['accepted'], ',')} | "
-            f"{'' if r['refused'] is None else format(r['refused'], ',')} | {r['non_2xx_3xx']:,} |"
+            f"{'' if r['refused'] is None else format(r['refused'], ',')} | {r['non_2xx_3xx']:,} | "
+            f"{r['errors']:,} |"
         )
     lines += [
         "",
         "| scenario | arrival rate | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
-        "| max ms | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| max ms | errors | p99 / nginx p99 | p99 / bare Falcon p99 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    p99 = {(r["name"], r["rate"]): r["p99_ms"] for r in results["latency"]}
     for r in results["latency"]:
+        ratios = [p99.get((ref, r["rate"])) for ref in ("nginx", "falcon")]
+        shown = [
+            "" if not x or r["name"] in ("nginx", "falcon") else f"{r['p99_ms'] / x:.1f}x"
+            for x in ratios
+        ]
         lines.append(
             f"| {r['name']} | {r['rate']:,} | {r['achieved_rps']:,.0f} | {r['p50_ms']:.2f} | "
             f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['max_ms']:.1f} | "
-            f"{r['errors']:,} |"
+            f"{r['errors']:,} | {shown[0]} | {shown[1]} |"
         )
     rss = results["worker_rss_mib"]
     kafka = results["kafka"]
@@ -219,3 +226,19 @@ def write(results: dict, out: Path) -> dict[str, Path]:
     table.write_text(markdown(results))
     throughput, latency = charts(results, out)
     return {"json": data, "markdown": table, "throughput": throughput, "latency": latency}
+
+
+def main(argv: list[str]) -> int:
+    """Re-render the table and charts of a ``results.json`` beside it (after a format change)."""
+    if len(argv) != 1:
+        print("usage: python -m loadtest.report RESULTS.json", file=sys.stderr)
+        return 2
+    source = Path(argv[0])
+    results = json.loads(source.read_text())
+    source.with_name("results.md").write_text(markdown(results))
+    charts(results, source.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
