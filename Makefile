@@ -76,8 +76,9 @@ browser:
 	bash scripts/browser.sh
 
 # The benchmark (docs/performance.md): its own broker, the tracker, nginx and a bare
-# Falcon app; results in loadtest/results/. The smoke run writes var/bench/results/
-# and fails only when accepted events are missing from Kafka (never on timing).
+# Falcon app; results in loadtest/results/. The smoke run writes var/bench/results/;
+# either fails when accepted events are missing from Kafka or a scenario is not
+# answered as it expects, never on timing.
 bench: install
 	bash loadtest/bench.sh
 

@@ -13,7 +13,8 @@ from loadtest.load import Throughput
 from loadtest.scenarios import Scenario
 
 CHART_TARGET_RATIO = 0.5  # the issue's target: /imp at half the bare Falcon pixel's throughput
-CHART_TARGET_P99_MS = 5.0
+#: Issue 8's p99 targets in the latency charts: 5 ms, 10 ms for the durable /bill.
+CHART_TARGET_P99_MS = {"bill": 10.0}
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 
 
@@ -203,13 +204,14 @@ def charts(results: dict, out: Path) -> list[Path]:
         rates = [p["rate"] for p in points]
         for key, label in PERCENTILES:
             ax.plot(rates, [p[key] for p in points], marker="o", label=label)
-        ax.axhline(CHART_TARGET_P99_MS, color="#d62728", linestyle="--", linewidth=0.8)
+        target = CHART_TARGET_P99_MS.get(name, 5.0)
+        ax.axhline(target, color="#d62728", linestyle="--", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_title(name)
         ax.set_xlabel("arrival rate (req/s)")
         ax.set_ylabel("latency (ms, log scale)")
     axes[0].legend(fontsize="small")
-    fig.suptitle("Latency at constant arrival rates (vegeta, open loop); dashed: 5 ms")
+    fig.suptitle("Latency at constant arrival rates (vegeta, open loop); dashed: p99 target")
     fig.tight_layout()
     latency = out / "latency.png"
     fig.savefig(latency, dpi=100)
