@@ -1,4 +1,9 @@
-"""The ``tracker`` command: serve, check-config, setup, replay, sign-url, tail."""
+"""The ``tracker`` command: serve, check-config, setup, replay, sign-url, tail.
+
+Plugins add commands through the ``tracker.commands`` entry-point group (the
+banker's ``tracker banker ...``): each entry point is a callable
+``register(subparsers, load_config)``. The core imports no plugin by name.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import argparse
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tracker.config import ConfigError, config_path, load_file
 
 EXIT_CONFIG = 2
+COMMAND_GROUP = "tracker.commands"
 
 
 def gunicorn_conf() -> str:
@@ -235,6 +242,9 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle-timeout", type=float, default=5.0, help="stop after idle seconds")
     tail.add_argument("--indent", type=int, default=None)
     tail.set_defaults(func=cmd_tail)
+
+    for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        ep.load()(sub, lambda path: _load(path or config_path()))
     return top
 
 

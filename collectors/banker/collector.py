@@ -1,0 +1,367 @@
+"""The ``banker`` collector: billable notices to an exactly-once spend ledger in Redis.
+
+``collect`` reduces a notice to an :class:`~collectors.banker.ledger.Entry`
+and appends it to this worker's in-memory aggregate under a lock; nothing
+else happens on the request path. A background flusher, started in
+:meth:`BankerCollector.open` (after the fork), wakes every ``flush_interval``
+seconds and applies the aggregate to Redis, one Lua call per campaign and
+``batch_size`` entries: each notice's id is set with ``NX`` and a TTL in the
+same atomic step that adds its spend, so a duplicate, a retried flush, a
+replayed spool or a second replica never count a notice twice.
+
+While Redis is down the aggregate is kept, up to ``max_pending`` notices, and
+retried with exponential backoff; past the bound new notices go to the
+collector's durable spool (:mod:`tracker.spool`), replayed once Redis answers.
+Caps reached in a flush are announced once: the campaign goes into the
+documented exhausted sets, and a notice goes to the Kafka budget topic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any, ClassVar
+
+from tracker import metrics as core_metrics
+from tracker.event import Event
+from tracker.plugins import Collector
+from tracker.spool import Spool
+
+from . import metrics
+from .ledger import Entry, Exhausted, Ledger, connect
+from .notices import BudgetNotices
+from .options import BankerOptions
+
+log = logging.getLogger(__name__)
+
+#: How often a running worker looks for spool segments left by others (seconds).
+RESCAN_INTERVAL = 30.0
+
+
+class BankerCollector(Collector):
+    """Aggregate billable notices per campaign and line item; flush them to Redis."""
+
+    options_schema: ClassVar = BankerOptions
+
+    def __init__(self, name, options):
+        super().__init__(name, options)
+        self.events = dict(options["events"])
+        spool = options["spool"]
+        self.spool = Spool(spool["directory"], spool["max_bytes"], spool["segment_bytes"])
+        self.notices = BudgetNotices(name, options["budget_events"])
+        self.ledger: Ledger | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[Entry]] = defaultdict(list)
+        self._held = 0  # entries pending or in flight in this process
+        self._announce: list[Exhausted] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._up = True
+        self._error = ""
+        self._backoff = 0.0
+        self._next_try = 0.0
+        self._next_rescan = 0.0
+        self._replay_due = False
+        self._known: set[str] = set()
+        self.lost = 0
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def setup(self, timeout: float) -> list[str]:
+        """Check that Redis answers and create the budget topic."""
+        opts = self.options
+        client = connect(opts["redis_url"], opts["cluster"], timeout)
+        client.ping()
+        kind = "cluster" if opts["cluster"] else "server"
+        return [f"redis {kind} answers", *self.notices.setup(timeout)]
+
+    def open(self) -> None:
+        """Open the spool and the budget producer; start this worker's flusher."""
+        self.spool.open()
+        self._replay_due = self.spool.pending()
+        self.notices.open()
+        self._stop.clear()
+        self._set_up(True, "")
+        self._flusher = threading.Thread(
+            target=self._background, name=f"banker-{self.name}", daemon=True
+        )
+        self._flusher.start()
+
+    # --- the request path ----------------------------------------------------------------
+
+    def collect(self, event: Event) -> None:
+        """Append the notice's spend to the aggregate; never blocks on Redis."""
+        entry = self.entry(event)
+        if entry is None:
+            return
+        core_metrics.COLLECTED.labels(self.name).inc()
+        with self._lock:
+            if self._held < self.options["max_pending"]:
+                self._pending[entry.campaign].append(entry)
+                self._held += 1
+                return
+        self._to_spool([entry])
+
+    def entry(self, event: Event) -> Entry | None:
+        """Reduce an event to a ledger entry; ``None`` (counted) when it is not spent."""
+        opts = self.options
+        metric = self.events.get(event.type)
+        dims = event.dimensions
+        reason = None
+        if metric is None:
+            reason = "not_billable_type"
+        elif dims.get("billable") is False:
+            reason = "audit"
+        elif dims.get(opts["bot_dimension"]) is True:
+            reason = "bot"
+        campaign = dims.get(opts["campaign_dimension"])
+        if reason is None and (not isinstance(campaign, str) or not campaign):
+            reason = "no_campaign"
+        elif reason is None and ("{" in campaign or "}" in campaign):
+            reason = "bad_campaign"
+        spend = event.metrics.get(metric) if metric else None
+        if reason is None and not isinstance(spend, int):
+            reason = "no_spend"
+        if reason is not None:
+            metrics.SKIPPED.labels(self.name, reason).inc()
+            return None
+        late = self._late(event)
+        if late:
+            metrics.LATE.labels(self.name).inc()
+        line_item = dims.get(opts["line_item_dimension"])
+        return Entry(
+            event.id,
+            campaign,
+            line_item if isinstance(line_item, str) and "}" not in line_item else "",
+            str(dims.get(opts["currency_dimension"]) or opts["default_currency"]),
+            spend,
+            late,
+            time.strftime("%Y-%m-%d", time.gmtime(event.received_at)),
+        )
+
+    def _late(self, event: Event) -> bool:
+        auction = event.dimensions.get(self.options["auction_time_dimension"])
+        if not isinstance(auction, int | float) or isinstance(auction, bool) or auction <= 0:
+            return False
+        seconds = auction / 1000 if auction > 1e11 else auction
+        return event.received_at - seconds > self.options["late_after"]
+
+    def _to_spool(self, entries: list[Entry]) -> None:
+        self._replay_due = True
+        for entry in entries:
+            try:
+                written = self.spool.append(json.dumps(entry, separators=(",", ":")).encode())
+            except OSError as ex:
+                log.error("banker %s: spool write failed, spend lost: %s", self.name, ex)
+                written = False
+            if written:
+                metrics.SPOOLED.labels(self.name).inc()
+                core_metrics.SPOOLED.labels(self.name, "redis_pending_full").inc()
+            else:
+                self.lost += 1
+                core_metrics.FAILED.labels(self.name, "spool_full").inc()
+
+    # --- the flusher --------------------------------------------------------------------
+
+    def _background(self) -> None:
+        interval = self.options["flush_interval"]
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            self.flush_once()
+
+    def flush_once(self) -> None:
+        """Apply what is pending to Redis; on failure keep it for the next try."""
+        with self._lock:
+            work, self._pending = self._pending, defaultdict(list)
+        try:
+            self._apply_all(work)
+        finally:
+            with self._lock:
+                for campaign, entries in work.items():
+                    if entries:
+                        self._pending[campaign][:0] = entries
+                metrics.PENDING.labels(self.name).set(self._held)
+                metrics.PENDING_MICROS.labels(self.name).set(
+                    sum(e.spend for entries in self._pending.values() for e in entries)
+                )
+            self.spool.sync()
+
+    def _apply_all(self, work: dict[str, list[Entry]]) -> None:
+        now = time.monotonic()
+        if not self._up and now < self._next_try:
+            return
+        if not (work or self._announce or self._replay_due or now >= self._next_rescan):
+            return
+        import redis
+
+        started = time.perf_counter()
+        try:
+            ledger = self._ledger()
+            for campaign, entries in work.items():
+                self._apply_campaign(ledger, campaign, entries, replay=False)
+            self._announce_all(ledger)
+            if now >= self._next_rescan:
+                self._next_rescan = now + RESCAN_INTERVAL
+                self._replay_due = self._replay_due or self.spool.pending()
+            if self._replay_due:
+                self._replay_due = self._replay_one(ledger)
+        except redis.RedisError as ex:
+            metrics.REDIS_ERRORS.labels(self.name).inc()
+            self._failed(ex)
+            return
+        if work:
+            metrics.FLUSH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        self._set_up(True, "")
+
+    def _ledger(self) -> Ledger:
+        if self.ledger is None:
+            opts = self.options
+            client = connect(opts["redis_url"], opts["cluster"], opts["socket_timeout"])
+            self.ledger = Ledger(client, opts["key_prefix"], opts["id_ttl"], opts["day_ttl"])
+        return self.ledger
+
+    def _apply_campaign(
+        self, ledger: Ledger, campaign: str, entries: list[Entry], replay: bool
+    ) -> None:
+        """Apply ``entries`` in chunks, removing each chunk from the list once applied."""
+        if campaign not in self._known:
+            ledger.register(campaign)
+            self._known.add(campaign)
+        size = self.options["batch_size"]
+        while entries:
+            chunk = entries[:size]
+            result = ledger.apply(campaign, chunk)
+            del entries[:size]
+            if not replay:
+                with self._lock:
+                    self._held -= len(chunk)
+            else:
+                metrics.REPLAYED.labels(self.name).inc(result.applied)
+            metrics.APPLIED.labels(self.name).inc(result.applied)
+            core_metrics.DELIVERED.labels(self.name).inc(result.applied)
+            metrics.DUPLICATES.labels(self.name).inc(result.duplicates)
+            if result.refused_currency:
+                metrics.SKIPPED.labels(self.name, "currency_mismatch").inc(result.refused_currency)
+            metrics.OVERSPEND.labels(self.name, "total").inc(result.overspend_total)
+            metrics.OVERSPEND.labels(self.name, "daily").inc(result.overspend_daily)
+            self._announce.extend(result.exhausted)
+
+    def _announce_all(self, ledger: Ledger) -> None:
+        while self._announce:
+            exhausted = self._announce[0]
+            ledger.mark(exhausted)
+            self._announce.pop(0)
+            metrics.EXHAUSTED.labels(self.name, exhausted.cap).inc()
+            log.warning(
+                "banker %s: campaign %s reached its %s cap (%d of %d micros)",
+                self.name,
+                exhausted.campaign,
+                exhausted.cap,
+                exhausted.spend_micros,
+                exhausted.cap_micros,
+            )
+            self.notices.send(exhausted)
+
+    def _replay_one(self, ledger: Ledger) -> bool:
+        """Apply the oldest free spool segment; return whether more may be waiting."""
+        if self.spool.active_records():
+            self.spool.seal()
+        segment = self.spool.claim()
+        if segment is None:
+            return False
+        try:
+            grouped: dict[str, list[Entry]] = defaultdict(list)
+            for payload in segment.records():
+                try:
+                    entry = Entry(*json.loads(payload))
+                except (ValueError, TypeError):
+                    core_metrics.FAILED.labels(self.name, "corrupt_spool_record").inc()
+                    continue
+                grouped[entry.campaign].append(entry)
+            for campaign, entries in grouped.items():
+                self._apply_campaign(ledger, campaign, entries, replay=True)
+        except BaseException:
+            segment.release()
+            raise
+        self.spool.forget(segment)
+        log.info("banker %s: replayed spool segment %s", self.name, segment.path.name)
+        return True
+
+    def _failed(self, ex: Exception) -> None:
+        self._backoff = min(
+            self.options["backoff_max"], max(self.options["backoff_initial"], self._backoff * 2)
+        )
+        self._next_try = time.monotonic() + self._backoff
+        self._set_up(False, f"{type(ex).__name__}: {ex}")
+
+    def _set_up(self, up: bool, error: str) -> None:
+        if up != self._up:
+            if up:
+                log.warning("banker %s: redis up again", self.name)
+            else:
+                log.warning("banker %s: redis down, keeping spend pending: %s", self.name, error)
+        if up:
+            self._backoff = 0.0
+        self._up = up
+        self._error = error
+        metrics.REDIS_UP.labels(self.name).set(1 if up else 0)
+
+    # --- shutdown and health -----------------------------------------------------------
+
+    def pending(self) -> int:
+        """Notices taken by this process and not yet applied to Redis."""
+        with self._lock:
+            return self._held
+
+    def flush(self, timeout: float) -> int:
+        """Wake the flusher and wait up to ``timeout`` s; return what is still pending."""
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline and self._flusher is not None:
+            self._wake.set()
+            time.sleep(min(0.01, self.options["flush_interval"]))
+        return self.pending()
+
+    def close(self, timeout: float) -> int:
+        """Flush within ``timeout``, spool what is left, stop the producer.
+
+        Returns:
+            The number of notices neither applied nor spooled (lost).
+        """
+        if self._flusher is None:
+            return 0
+        lost_before = self.lost
+        deadline = time.monotonic() + timeout
+        self.flush(timeout / 2)
+        self._stop.set()
+        self._wake.set()
+        self._flusher.join(timeout=max(0.5, deadline - time.monotonic()))
+        self._flusher = None
+        with self._lock:
+            left = [e for entries in self._pending.values() for e in entries]
+            self._pending.clear()
+            self._held = 0
+        if left:
+            self._to_spool(left)
+            log.warning("banker %s: spooled %d notices at shutdown", self.name, len(left))
+        self.spool.close()
+        self.notices.close(max(0.0, deadline - time.monotonic()))
+        return self.lost - lost_before
+
+    def healthy(self) -> bool:
+        """Return whether spend is safe: Redis takes flushes, or the spool has room."""
+        return self._flusher is not None and (self._up or self.spool.has_room(64 << 10))
+
+    def status(self) -> str:
+        """Describe Redis, the pending aggregate and the spool for ``/readyz``."""
+        if self._flusher is None:
+            return "not open"
+        state = "redis up" if self._up else f"redis down ({self._error}), retrying"
+        return (
+            f"{state}; {self.pending()} of {self.options['max_pending']} notices pending; "
+            f"spool {self.spool.size()} of {self.spool.max_bytes} bytes"
+        )
