@@ -36,3 +36,21 @@ def delivery():
         return DeliveryConfig(**DeliverySchema().load(block))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def redis_node():
+    """A real redis-server on TEST_REDIS_PORT for the whole session (scripts/redis/redis.sh)."""
+    from tests.redisproc import RedisNode
+
+    node = RedisNode()
+    node.up()
+    yield node
+    node.down()
+
+
+@pytest.fixture
+def live_redis(redis_node):
+    """The session Redis, started again after the test if the test stopped it."""
+    yield redis_node
+    redis_node.up()

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from tracker import metrics as core_metrics
 from tracker.event import Event

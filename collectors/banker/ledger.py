@@ -11,19 +11,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-#: One billable notice, reduced to what the ledger needs.
-Entry = NamedTuple(
-    "Entry",
-    [
-        ("event_id", str),
-        ("campaign", str),
-        ("line_item", str),
-        ("currency", str),
-        ("spend", int),
-        ("late", bool),
-        ("day", str),
-    ],
-)
+
+class Entry(NamedTuple):
+    """One billable notice, reduced to what the ledger needs (spooled as a JSON list)."""
+
+    event_id: str
+    campaign: str
+    line_item: str  # "" when the notice names none
+    currency: str
+    spend: int  # micro-units of ``currency``
+    late: bool
+    day: str  # UTC day the notice was received, YYYY-MM-DD
+
 
 #: Fields of every ledger hash (total, per day, per line item, per line item and day).
 COUNTERS = ("spend_micros", "events", "late_events", "late_micros")
@@ -102,7 +101,8 @@ end
 if daily_cap then
   for k, day in pairs(days) do
     local after = tonumber(redis.call('HGET', KEYS[k], 'spend_micros')) or 0
-    over_daily = over_daily + math.max(0, after - daily_cap) - math.max(0, day_before[k] - daily_cap)
+    local before = day_before[k]
+    over_daily = over_daily + math.max(0, after - daily_cap) - math.max(0, before - daily_cap)
     if after >= daily_cap and redis.call('HSETNX', flag_k, 'day:' .. day, now) == 1 then
       table.insert(out, 'day:' .. day)
       table.insert(out, string.format('%d', daily_cap))
