@@ -69,7 +69,7 @@ def test_bad_types_and_values_are_all_reported():
 def test_dangling_references_are_all_reported():
     assert errors_of("dangling") == [
         "collectors.gone.type: no plugin 'nosuchplugin' in entry-point group"
-        " 'tracker.collectors' (installed: kafka, log, memory)",
+        " 'tracker.collectors' (installed: banker, kafka, log, memory)",
         "paths.hit.dimensions.creative: unknown field 'crid'",
         "paths.hit.metrics.cost: unknown field 'price'",
         "paths.hit.metrics.label: 'label' is a string, a metric needs one of"

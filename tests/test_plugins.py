@@ -27,7 +27,8 @@ def test_unknown_plugin_lists_what_is_installed():
     with pytest.raises(PluginLoadError) as info:
         load_plugin(COLLECTOR_GROUP, "s3", Collector)
     assert str(info.value) == (
-        "no plugin 's3' in entry-point group 'tracker.collectors' (installed: kafka, log, memory)"
+        "no plugin 's3' in entry-point group 'tracker.collectors' "
+        "(installed: banker, kafka, log, memory)"
     )
 
 
