@@ -7,8 +7,8 @@ INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
 .PHONY: install bench-install run serve test unit integration lint kafka-up kafka-down kafka-status \
-	kafka-cluster-up kafka-cluster-down kafka-cluster-status helm-lint browser bench bench-smoke \
-	stages clean
+	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
+	helm-lint browser bench bench-smoke stages clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
 # greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
@@ -49,8 +49,18 @@ kafka-cluster-down:
 kafka-cluster-status:
 	bash scripts/kafka/cluster.sh status
 
-# Start Kafka if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
-run: install kafka-up
+# Redis for the banker (Debian's redis-server, installed by the script when missing).
+redis-up:
+	bash scripts/redis/redis.sh up
+
+redis-down:
+	bash scripts/redis/redis.sh down
+
+redis-status:
+	bash scripts/redis/redis.sh status
+
+# Start Kafka and Redis if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
+run: install kafka-up redis-up
 	$(BIN)/tracker check-config $${TRACKER_CONFIG:-config/tracker.yaml}
 	$(BIN)/tracker setup
 	$(BIN)/tracker serve
@@ -62,7 +72,8 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest -q tests --ignore=tests/integration
 
-# The integration tests start and stop their own broker (port 19092, var/kafka-test).
+# The integration tests start and stop their own broker (port 19092, var/kafka-test)
+# and Redis (16379 and a cluster on 17001-17003, var/redis-test*).
 integration: install browser
 	$(BIN)/python -m pytest -q tests/integration
 

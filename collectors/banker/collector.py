@@ -72,12 +72,17 @@ class BankerCollector(Collector):
     # --- set-up ------------------------------------------------------------------------
 
     def setup(self, timeout: float) -> list[str]:
-        """Check that Redis answers and create the budget topic."""
+        """Create the budget topic; report whether Redis answers (it needs no set-up)."""
+        import redis
+
         opts = self.options
-        client = connect(opts["redis_url"], opts["cluster"], timeout)
-        client.ping()
+        try:
+            connect(opts["redis_url"], opts["cluster"], timeout).ping()
+            answer = "answers"
+        except redis.RedisError as ex:
+            answer = f"does not answer yet ({ex})"
         kind = "cluster" if opts["cluster"] else "server"
-        return [f"redis {kind} answers", *self.notices.setup(timeout)]
+        return [f"redis {kind} {answer}", *self.notices.setup(timeout)]
 
     def open(self) -> None:
         """Open the spool and the budget producer; start this worker's flusher."""

@@ -86,7 +86,7 @@ or repository@digest when image.digest is set.
 
 {{/*
 Environment shared by the server and the topics job: what the tracker YAML refers to
-(${TRACKER_KAFKA_BOOTSTRAP}, ${TRACKER_LOG_DIR}, ${TRACKER_SPOOL_DIR} and the secrets)
+(${TRACKER_KAFKA_BOOTSTRAP}, ${TRACKER_REDIS_URL}, ${TRACKER_LOG_DIR}, ${TRACKER_SPOOL_DIR} and the secrets)
 and the log level. The secrets are optional secretKeyRefs: a missing Secret or key
 leaves the variable unset, and the shipped config's ${NAME:-} then reads "".
 */}}
@@ -95,6 +95,8 @@ leaves the variable unset, and the shipped config's ${NAME:-} then reads "".
   value: {{ printf "%s/tracker.yaml" .Values.paths.config | quote }}
 - name: TRACKER_KAFKA_BOOTSTRAP
   value: {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | quote }}
+- name: TRACKER_REDIS_URL
+  value: {{ required "redis.url is required" .Values.redis.url | quote }}
 - name: TRACKER_LOG_DIR
   value: {{ .Values.paths.logDir | quote }}
 - name: TRACKER_SPOOL_DIR
