@@ -46,7 +46,9 @@ def main() -> None:
     print(f"ids remembered:       {args.count}")
     print(f"used_memory before:   {before} bytes")
     print(f"used_memory after:    {after} bytes")
-    print(f"per million ids:      {per_million / 1e6:.1f} MB ({per_million / 1e6 / 1.048576:.1f} MiB)")
+    print(
+        f"per million ids:      {per_million / 1e6:.1f} MB ({per_million / 1e6 / 1.048576:.1f} MiB)"
+    )
     print(f"per id:               {(after - before) / args.count:.1f} bytes")
     print(f"apply rate:           {args.count / elapsed:,.0f} notices/s ({args.batch} per call)")
     print(f"key prefix to delete: {prefix}:*")

@@ -44,7 +44,7 @@ def redis_node():
     from tests.redisproc import RedisNode
 
     node = RedisNode()
-    node.up()
+    node.fresh()
     yield node
     node.down()
 

@@ -9,6 +9,7 @@ The single node listens on ``TEST_REDIS_PORT`` (16379) with its data under
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,12 @@ class RedisNode:
     def up(self) -> None:
         """Start the node or the cluster (idempotent) and wait until it answers."""
         self.run("cluster-up" if self.cluster else "up")
+
+    def fresh(self) -> None:
+        """Stop, wipe the data directory, start: every session begins empty."""
+        self.down()
+        shutil.rmtree(self.env["REDIS_DATA_DIR"], ignore_errors=True)
+        self.up()
 
     def down(self) -> None:
         """Stop it cleanly; the single node keeps its data for the next ``up``."""

@@ -145,7 +145,7 @@ def test_two_instances_one_redis_restarted_mid_run_count_each_notice_once(
     server_factory, live_redis
 ):
     prefix = "it" + uuid.uuid4().hex[:6]
-    servers = banker_servers(server_factory, live_redis, prefix, max_pending=300)
+    servers = banker_servers(server_factory, live_redis, prefix, max_pending=50)
     targets, campaigns, line_items = notices(3000, seed=11)
     first, second = [], []
     for batch in traffic(targets, seed=12):
@@ -153,7 +153,7 @@ def test_two_instances_one_redis_restarted_mid_run_count_each_notice_once(
         second.append(batch[len(batch) // 2 :])
     send_parallel(servers, first)
     live_redis.down()
-    # While Redis is down notices are taken (204), kept pending, past 300 spooled.
+    # While Redis is down notices are taken (204), kept pending, past 50 per worker spooled.
     send_parallel(servers, [batch[:400] for batch in second])
     time.sleep(0.5)
     status, _, body = servers[0].get("/readyz")
