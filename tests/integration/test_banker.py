@@ -135,7 +135,9 @@ def traffic(targets: list[str], seed: int) -> list[list[tuple]]:
 
 def send_parallel(servers, batches: list[list[tuple]]) -> None:
     with ThreadPoolExecutor(len(servers)) as pool:
-        results = pool.map(lambda pair: send_all(pair[0].port, pair[1], 2), zip(servers, batches))
+        results = pool.map(
+            lambda pair: send_all(pair[0].port, pair[1], 2), zip(servers, batches, strict=True)
+        )
         for result in results:
             statuses = {status for status, _, _ in result}
             assert statuses == {204}, statuses
