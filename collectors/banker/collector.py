@@ -31,7 +31,7 @@ from tracker.plugins import Collector
 from tracker.spool import Spool
 
 from . import metrics
-from .ledger import Entry, Exhausted, Ledger, connect
+from .ledger import Applied, Entry, Exhausted, Ledger, connect
 from .notices import BudgetNotices
 from .options import BankerOptions
 
@@ -207,17 +207,18 @@ class BankerCollector(Collector):
         started = time.perf_counter()
         try:
             ledger = self._ledger()
-            for campaign, entries in work.items():
-                self._apply_campaign(ledger, campaign, entries, replay=False)
+            error = self._apply_batches(ledger, work, replay=False)
             self._announce_all(ledger)
-            if now >= self._next_rescan:
+            if error is None and now >= self._next_rescan:
                 self._next_rescan = now + RESCAN_INTERVAL
                 self._replay_due = self._replay_due or self.spool.pending()
-            if self._replay_due:
+            if error is None and self._replay_due:
                 self._replay_due = self._replay_one(ledger)
         except redis.RedisError as ex:
+            error = ex
+        if error is not None:
             metrics.REDIS_ERRORS.labels(self.name).inc()
-            self._failed(ex)
+            self._failed(error)
             return
         if work:
             metrics.FLUSH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
@@ -230,31 +231,51 @@ class BankerCollector(Collector):
             self.ledger = Ledger(client, opts["key_prefix"], opts["id_ttl"], opts["day_ttl"])
         return self.ledger
 
-    def _apply_campaign(
-        self, ledger: Ledger, campaign: str, entries: list[Entry], replay: bool
-    ) -> None:
-        """Apply ``entries`` in chunks, removing each chunk from the list once applied."""
-        if campaign not in self._known:
-            ledger.register(campaign)
-            self._known.add(campaign)
+    def _apply_batches(
+        self, ledger: Ledger, work: dict[str, list[Entry]], replay: bool
+    ) -> Exception | None:
+        """Apply ``work`` in one pipelined round trip; leave in it only what failed.
+
+        Returns:
+            The error of a batch that was not applied, if any.
+        """
         size = self.options["batch_size"]
-        while entries:
-            chunk = entries[:size]
-            result = ledger.apply(campaign, chunk)
-            del entries[:size]
-            if not replay:
-                with self._lock:
-                    self._held -= len(chunk)
-            else:
-                metrics.REPLAYED.labels(self.name).inc(result.applied)
-            metrics.APPLIED.labels(self.name).inc(result.applied)
-            core_metrics.DELIVERED.labels(self.name).inc(result.applied)
-            metrics.DUPLICATES.labels(self.name).inc(result.duplicates)
-            if result.refused_currency:
-                metrics.SKIPPED.labels(self.name, "currency_mismatch").inc(result.refused_currency)
-            metrics.OVERSPEND.labels(self.name, "total").inc(result.overspend_total)
-            metrics.OVERSPEND.labels(self.name, "daily").inc(result.overspend_daily)
-            self._announce.extend(result.exhausted)
+        batches = [
+            (campaign, entries[i : i + size])
+            for campaign, entries in work.items()
+            for i in range(0, len(entries), size)
+        ]
+        if not batches:
+            return None
+        new = tuple(campaign for campaign in work if campaign not in self._known)
+        results = ledger.apply_many(batches, new)
+        self._known.update(new)
+        work.clear()
+        error = None
+        done = 0
+        for (campaign, chunk), result in zip(batches, results, strict=True):
+            if isinstance(result, Exception):
+                error = result
+                work.setdefault(campaign, []).extend(chunk)
+                continue
+            done += len(chunk)
+            self._count(result, replay)
+        if not replay:
+            with self._lock:
+                self._held -= done
+        return error
+
+    def _count(self, result: Applied, replay: bool) -> None:
+        if replay:
+            metrics.REPLAYED.labels(self.name).inc(result.applied)
+        metrics.APPLIED.labels(self.name).inc(result.applied)
+        core_metrics.DELIVERED.labels(self.name).inc(result.applied)
+        metrics.DUPLICATES.labels(self.name).inc(result.duplicates)
+        if result.refused_currency:
+            metrics.SKIPPED.labels(self.name, "currency_mismatch").inc(result.refused_currency)
+        metrics.OVERSPEND.labels(self.name, "total").inc(result.overspend_total)
+        metrics.OVERSPEND.labels(self.name, "daily").inc(result.overspend_daily)
+        self._announce.extend(result.exhausted)
 
     def _announce_all(self, ledger: Ledger) -> None:
         while self._announce:
@@ -288,8 +309,9 @@ class BankerCollector(Collector):
                     core_metrics.FAILED.labels(self.name, "corrupt_spool_record").inc()
                     continue
                 grouped[entry.campaign].append(entry)
-            for campaign, entries in grouped.items():
-                self._apply_campaign(ledger, campaign, entries, replay=True)
+            error = self._apply_batches(ledger, grouped, replay=True)
+            if error is not None:
+                raise error
         except BaseException:
             segment.release()
             raise

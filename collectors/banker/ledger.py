@@ -194,14 +194,56 @@ class Ledger:
         self.keys = Keys(prefix)
         self.id_ttl = id_ttl
         self.day_ttl = day_ttl
-        self._apply = client.register_script(APPLY)
+        self._sha: str | None = None
 
     def apply(self, campaign: str, entries: list[Entry]) -> Applied:
         """Apply one campaign's entries in one atomic step; duplicates are refused.
 
         Raises:
-            redis.RedisError: The step failed; none or all of it was applied.
+            redis.RedisError: The step failed; none of it was applied.
         """
+        (result,) = self.apply_many([(campaign, entries)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def apply_many(
+        self, batches: list[tuple[str, list[Entry]]], register: tuple[str, ...] = ()
+    ) -> list[Applied | Exception]:
+        """Apply several campaigns' batches in one pipelined round trip.
+
+        Each batch is its own atomic step (a cluster pipeline sends each node
+        its share), so one may fail while others are applied.
+
+        Args:
+            batches: ``(campaign, entries)`` pairs, one script call each.
+            register: Campaigns to add to the campaigns set first.
+
+        Returns:
+            Per batch, what it did, or the error that left it unapplied.
+
+        Raises:
+            redis.RedisError: Nothing could be sent (connection refused...).
+        """
+        import redis
+
+        if self._sha is None:
+            self._sha = self.client.script_load(APPLY)
+        pipe = self.client.pipeline(transaction=False)
+        if register:
+            pipe.sadd(self.keys.campaigns, *register)
+        for campaign, entries in batches:
+            keys, args = self._call(campaign, entries)
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)[1 if register else 0 :]
+        results: list[Applied | Exception] = []
+        for (campaign, _), reply in zip(batches, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self._sha = None  # Redis restarted without its script cache: load again
+            results.append(reply if isinstance(reply, Exception) else self._result(campaign, reply))
+        return results
+
+    def _call(self, campaign: str, entries: list[Entry]) -> tuple[list[str], list[Any]]:
         base = self.keys.base(campaign)
         keys = [f"{base}:total", f"{base}:budget", f"{base}:exhausted", f"{base}:line_items"]
         index: dict[str, int] = {}
@@ -226,8 +268,7 @@ class Ledger:
         for key_i, day in days.items():
             args += (key_i, day)
         args += (len(line_items), *line_items, len(entries), *items)
-        reply = self._apply(keys=keys, args=args)
-        return self._result(campaign, reply)
+        return keys, args
 
     @staticmethod
     def _result(campaign: str, reply: list) -> Applied:
