@@ -67,6 +67,9 @@ class BankerCollector(Collector):
         self._next_rescan = 0.0
         self._replay_due = False
         self._known: set[str] = set()
+        self._collected = core_metrics.COLLECTED.labels(name)
+        self._late_count = metrics.LATE.labels(name)
+        self._day = (0, "")  # (epoch day, "YYYY-MM-DD") of the last notice
         self.lost = 0
 
     # --- set-up ------------------------------------------------------------------------
@@ -103,7 +106,7 @@ class BankerCollector(Collector):
         entry = self.entry(event)
         if entry is None:
             return
-        core_metrics.COLLECTED.labels(self.name).inc()
+        self._collected.inc()
         with self._lock:
             if self._held < self.options["max_pending"]:
                 self._pending[entry.campaign].append(entry)
@@ -136,7 +139,7 @@ class BankerCollector(Collector):
             return None
         late = self._late(event)
         if late:
-            metrics.LATE.labels(self.name).inc()
+            self._late_count.inc()
         line_item = dims.get(opts["line_item_dimension"])
         return Entry(
             event.id,
@@ -145,8 +148,14 @@ class BankerCollector(Collector):
             str(dims.get(opts["currency_dimension"]) or opts["default_currency"]),
             spend,
             late,
-            time.strftime("%Y-%m-%d", time.gmtime(event.received_at)),
+            self._utc_day(event.received_at),
         )
+
+    def _utc_day(self, epoch: float) -> str:
+        day = int(epoch // 86_400)
+        if day != self._day[0]:
+            self._day = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
+        return self._day[1]
 
     def _late(self, event: Event) -> bool:
         auction = event.dimensions.get(self.options["auction_time_dimension"])
