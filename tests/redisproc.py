@@ -54,6 +54,14 @@ class RedisNode:
         """Stop it cleanly; the single node keeps its data for the next ``up``."""
         self.run("cluster-down" if self.cluster else "down")
 
+    def restart(self) -> None:
+        """Stop and start again, keeping the data (every master of a cluster)."""
+        if self.cluster:
+            self.run("cluster-restart")
+        else:
+            self.down()
+            self.up()
+
     def client(self):
         """A redis-py client of this node or cluster."""
         from collectors.banker.ledger import connect

@@ -224,3 +224,32 @@ def test_banker_block_is_validated_with_the_dotted_path():
         "collectors.bank.flush_interval: Must be greater than or equal to 0.005 and less than "
         "or equal to 60. (found: 0)",
     ]
+
+
+def test_replaying_the_log_files_spends_only_what_the_ledger_lacks(redis_node, tmp_path):
+    from tracker.replay import replay
+
+    prefix = "t" + uuid.uuid4().hex[:8]
+    config = load_text(
+        "collectors:\n"
+        "  bank:\n"
+        "    type: banker\n"
+        f"    redis_url: {redis_node.url}\n"
+        f"    key_prefix: {prefix}\n"
+        f"    spool: {{directory: {tmp_path / 'spool'}}}\n"
+        "paths:\n"
+        "  billing: {route: /bill, event_type: billing, collectors: [bank]}\n",
+        {},
+    )
+    events = [notice(spend=100 * (i + 1)) for i in range(30)]
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"\n".join(e.to_json() for e in events) + b"\n")
+    collector = banker(redis_node, tmp_path, key_prefix=prefix)
+    for event in events[:10]:
+        collector.collect(event)
+    assert report(collector, "c1")["events"] == 10
+    for _ in range(2):
+        assert replay(config, [log], ("bank",), timeout=10.0).sent == {"bank": 30}
+    c1 = report(collector, "c1")
+    assert (c1["events"], c1["spend_micros"]) == (30, sum(100 * (i + 1) for i in range(30)))
+    collector.close(1.0)

@@ -3,13 +3,15 @@
 # with apt-get when missing). No Docker. A single node, or a three-master Redis
 # Cluster on loopback for the banker's cluster test.
 #
-# Usage: scripts/redis/redis.sh up|down|status|kill|cluster-up|cluster-down|cluster-status|install
+# Usage: scripts/redis/redis.sh up|down|status|kill|cluster-up|cluster-down|cluster-restart|
+#                               cluster-status|install
 #   up              start the single node (idempotent) and wait until it answers PING
 #   down            stop it with SHUTDOWN (the append-only file is fsynced first)
 #   status          print "running pid N on 127.0.0.1:PORT" and exit 0, or exit 1
 #   kill            SIGKILL the single node (fault tests); exit 0 even if it was not running
 #   cluster-up      start three masters on REDIS_CLUSTER_PORT..+2 and join them (idempotent)
 #   cluster-down    stop the three masters and forget the cluster (data removed)
+#   cluster-restart stop the three masters (data kept) and start them again
 #   cluster-status  print the cluster state and exit 0 when it is ok, else 1
 #   install         only install redis-server (and redis-tools) if missing
 #
@@ -174,6 +176,12 @@ cmd_cluster_up() {
   cmd_cluster_status
 }
 
+cmd_cluster_restart() {
+  local port
+  for port in $(cluster_ports); do stop_node "$port" "$CLUSTER_DIR/$port"; done
+  cmd_cluster_up
+}
+
 cmd_cluster_down() {
   local port
   for port in $(cluster_ports); do stop_node "$port" "$CLUSTER_DIR/$port"; done
@@ -187,7 +195,8 @@ case ${1:-} in
   kill) cmd_kill ;;
   cluster-up) cmd_cluster_up ;;
   cluster-down) cmd_cluster_down ;;
+  cluster-restart) cmd_cluster_restart ;;
   cluster-status) cmd_cluster_status ;;
   install) install_redis ;;
-  *) die "usage: redis.sh up|down|status|kill|cluster-up|cluster-down|cluster-status|install" ;;
+  *) die "usage: redis.sh up|down|status|kill|cluster-up|cluster-down|cluster-restart|cluster-status|install" ;;
 esac

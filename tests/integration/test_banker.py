@@ -174,11 +174,14 @@ def test_two_instances_one_redis_restarted_mid_run_count_each_notice_once(
     assert one["summer"]["spend_micros"] == campaigns["summer"][0]
 
 
-def test_redis_cluster_counts_each_notice_once(server_factory, redis_cluster):
+def test_redis_cluster_restarted_mid_run_counts_each_notice_once(server_factory, redis_cluster):
     prefix = "ic" + uuid.uuid4().hex[:6]
     servers = banker_servers(server_factory, redis_cluster, prefix)
     targets, campaigns, line_items = notices(1500, seed=21)
-    send_parallel(servers, traffic(targets, seed=22))
+    batches = traffic(targets, seed=22)
+    send_parallel(servers, [batch[: len(batch) // 2] for batch in batches])
+    redis_cluster.restart()
+    send_parallel(servers, [batch[len(batch) // 2 :] for batch in batches])
     ledger = wait_for(servers, len(targets))
     assert_exact(ledger, campaigns, line_items)
     # The campaigns' keys live on more than one master: the hash tags spread them.
