@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tracker import metrics as core_metrics
 from tracker.event import Event
@@ -67,8 +67,8 @@ class BankerCollector(Collector):
         self._next_rescan = 0.0
         self._replay_due = False
         self._known: set[str] = set()
-        self._collected = core_metrics.COLLECTED.labels(name)
-        self._late_count = metrics.LATE.labels(name)
+        self._collected: Any = None  # metric children, bound in open(): they open files
+        self._late_count: Any = None
         self._day = (0, "")  # (epoch day, "YYYY-MM-DD") of the last notice
         self.lost = 0
 
@@ -90,6 +90,8 @@ class BankerCollector(Collector):
     def open(self) -> None:
         """Open the spool and the budget producer; start this worker's flusher."""
         self.spool.open()
+        self._collected = core_metrics.COLLECTED.labels(self.name)
+        self._late_count = metrics.LATE.labels(self.name)
         self._replay_due = self.spool.pending()
         self.notices.open()
         self._stop.clear()
@@ -186,7 +188,14 @@ class BankerCollector(Collector):
         while not self._stop.is_set():
             self._wake.wait(interval)
             self._wake.clear()
-            self.flush_once()
+            try:
+                self.flush_once()
+            except Exception as ex:
+                # A client-side error (redis-py's cluster errors are not all RedisError)
+                # must not end the thread: the pending spend stays and is retried.
+                log.exception("banker %s: flush failed", self.name)
+                metrics.REDIS_ERRORS.labels(self.name).inc()
+                self._failed(ex)
 
     def flush_once(self) -> None:
         """Apply what is pending to Redis; on failure keep it for the next try."""

@@ -234,7 +234,9 @@ class Ledger:
             pipe.sadd(self.keys.campaigns, *register)
         for campaign, entries in batches:
             keys, args = self._call(campaign, entries)
-            pipe.evalsha(self._sha, len(keys), *keys, *args)
+            # execute_command: redis-py blocks pipe.evalsha() in cluster pipelines, but
+            # routes a raw EVALSHA by its keys' slot like any other command.
+            pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
         replies = pipe.execute(raise_on_error=False)[1 if register else 0 :]
         results: list[Applied | Exception] = []
         for (campaign, _), reply in zip(batches, replies, strict=True):
