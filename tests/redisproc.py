@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 SCRIPT = ROOT / "scripts" / "redis" / "redis.sh"
 PORT = int(os.environ.get("TEST_REDIS_PORT", "16379"))
 CLUSTER_PORT = int(os.environ.get("TEST_REDIS_CLUSTER_PORT", "17001"))

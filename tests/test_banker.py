@@ -51,7 +51,7 @@ def notice(campaign="c1", spend=1500, line_item="li1", event_id=None, **dims) ->
 
 
 def report(collector: BankerCollector, campaign: str, day: str | None = None) -> dict:
-    assert collector.flush(5.0) == 0
+    assert collector.flush(15.0) == 0
     return collector._ledger().report(campaign, day)
 
 
@@ -127,14 +127,16 @@ def test_redis_down_keeps_spend_pending_then_spools_past_the_bound(live_redis, t
     events = [notice(spend=100 + i) for i in range(12)]
     for event in events:
         collector.collect(event)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while collector.status().startswith("redis up") and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert collector.pending() == 5
     assert collector.spool.size() > 0
     assert collector.healthy()
-    assert collector.status().startswith("redis down (ConnectionError")
+    assert collector.status().startswith("redis down (")
     live_redis.up()
     c1 = report(collector, "c1")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while c1["events"] < 13 and time.monotonic() < deadline:
         time.sleep(0.05)
         c1 = report(collector, "c1")
@@ -161,7 +163,7 @@ def test_spool_left_at_shutdown_is_replayed_exactly_once(live_redis, tmp_path):
     third = banker(live_redis, tmp_path, key_prefix=prefix)
     for event in events[:5]:
         third.collect(event)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while list((tmp_path / "spool").glob("*.seg")) and time.monotonic() < deadline:
         time.sleep(0.05)
     c1 = report(second, "c1")

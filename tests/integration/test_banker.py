@@ -21,7 +21,8 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from tests.integration.conftest import ROOT, consume, send_all
+from tests import ROOT
+from tests.integration.live import consume, send_all
 from tests.redisproc import RedisNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
@@ -46,7 +47,9 @@ def banker_servers(server_factory, redis: RedisNode, prefix: str, count: int = 2
     for _ in range(count):
         server = server_factory(TRACKER_REDIS_URL=redis.url)
         data = yaml.safe_load(server.config.read_text())
-        block = data["collectors"]["banker"]
+        shipped = yaml.safe_load((ROOT / "config" / "tracker.yaml").read_text())
+        block = data["collectors"]["banker"] = shipped["collectors"]["banker"]
+        data["paths"]["billing"]["collectors"].append("banker")
         block.update(key_prefix=prefix, cluster=redis.cluster, **banker)
         block["budget_events"]["topic"] = f"tracker-budget-{prefix}"
         server.config.write_text(yaml.safe_dump(data, sort_keys=False))
