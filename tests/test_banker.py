@@ -144,6 +144,9 @@ def test_redis_down_keeps_spend_pending_then_spools_past_the_bound(live_redis, t
         13,
         1500 + sum(e.metrics["spend_micros"] for e in events),
     )
+    deadline = time.monotonic() + 20
+    while not collector.status().startswith("redis up") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert collector.status().startswith("redis up; 0 of 5 notices pending")
     collector.close(1.0)
 

@@ -56,6 +56,7 @@ class BankerCollector(Collector):
         self._lock = threading.Lock()
         self._pending: dict[str, list[Entry]] = defaultdict(list)
         self._held = 0  # entries pending or in flight in this process
+        self._held_micros = 0  # and their spend (for the gauge; mixed currencies)
         self._announce: list[Exhausted] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -113,6 +114,7 @@ class BankerCollector(Collector):
             if self._held < self.options["max_pending"]:
                 self._pending[entry.campaign].append(entry)
                 self._held += 1
+                self._held_micros += entry.spend
                 return
         self._to_spool([entry])
 
@@ -209,9 +211,7 @@ class BankerCollector(Collector):
                     if entries:
                         self._pending[campaign][:0] = entries
                 metrics.PENDING.labels(self.name).set(self._held)
-                metrics.PENDING_MICROS.labels(self.name).set(
-                    sum(e.spend for entries in self._pending.values() for e in entries)
-                )
+                metrics.PENDING_MICROS.labels(self.name).set(self._held_micros)
             self.spool.sync()
 
     def _apply_all(self, work: dict[str, list[Entry]]) -> None:
@@ -270,17 +270,19 @@ class BankerCollector(Collector):
         self._known.update(new)
         work.clear()
         error = None
-        done = 0
+        done = micros = 0
         for (campaign, chunk), result in zip(batches, results, strict=True):
             if isinstance(result, Exception):
                 error = result
                 work.setdefault(campaign, []).extend(chunk)
                 continue
             done += len(chunk)
+            micros += sum(e.spend for e in chunk)
             self._count(result, replay)
         if not replay:
             with self._lock:
                 self._held -= done
+                self._held_micros -= micros
         return error
 
     def _count(self, result: Applied, replay: bool) -> None:
@@ -381,7 +383,8 @@ class BankerCollector(Collector):
             return 0
         lost_before = self.lost
         deadline = time.monotonic() + timeout
-        self.flush(timeout / 2)
+        if self._up:  # while Redis is down, spool at once: the other collectors need the time
+            self.flush(timeout / 2)
         self._stop.set()
         self._wake.set()
         self._flusher.join(timeout=max(0.5, deadline - time.monotonic()))
@@ -389,7 +392,7 @@ class BankerCollector(Collector):
         with self._lock:
             left = [e for entries in self._pending.values() for e in entries]
             self._pending.clear()
-            self._held = 0
+            self._held = self._held_micros = 0
         if left:
             self._to_spool(left)
             log.warning("banker %s: spooled %d notices at shutdown", self.name, len(left))

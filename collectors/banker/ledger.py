@@ -227,6 +227,20 @@ class Ledger:
         """
         import redis
 
+        replies = self._send(batches, register)
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+            # Redis restarted (or failed over) without its script cache: load the
+            # script again and resend; a step either ran or raised NOSCRIPT, never half.
+            self._sha = None
+            again = [i for i, r in enumerate(replies) if isinstance(r, Exception)]
+            for i, reply in zip(again, self._send([batches[i] for i in again]), strict=True):
+                replies[i] = reply
+        results: list[Applied | Exception] = []
+        for (campaign, _), reply in zip(batches, replies, strict=True):
+            results.append(reply if isinstance(reply, Exception) else self._result(campaign, reply))
+        return results
+
+    def _send(self, batches: list[tuple[str, list[Entry]]], register: tuple[str, ...] = ()):
         if self._sha is None:
             self._sha = self.client.script_load(APPLY)
         pipe = self.client.pipeline(transaction=False)
@@ -237,13 +251,7 @@ class Ledger:
             # execute_command: redis-py blocks pipe.evalsha() in cluster pipelines, but
             # routes a raw EVALSHA by its keys' slot like any other command.
             pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
-        replies = pipe.execute(raise_on_error=False)[1 if register else 0 :]
-        results: list[Applied | Exception] = []
-        for (campaign, _), reply in zip(batches, replies, strict=True):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                self._sha = None  # Redis restarted without its script cache: load again
-            results.append(reply if isinstance(reply, Exception) else self._result(campaign, reply))
-        return results
+        return pipe.execute(raise_on_error=False)[1 if register else 0 :]
 
     def _call(self, campaign: str, entries: list[Entry]) -> tuple[list[str], list[Any]]:
         base = self.keys.base(campaign)
