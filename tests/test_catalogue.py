@@ -149,7 +149,7 @@ def test_any_unsubstituted_macro_is_refused_with_its_reason():
 
 
 def test_device_headers_replace_ip_and_user_agent_only_when_valid():
-    client, memory = client_for()
+    client, memory = client_for({"TRACKER_AD_INSERTERS": "127.0.0.1/32"})
     get(
         client,
         "/vast/start",
@@ -163,6 +163,30 @@ def test_device_headers_replace_ip_and_user_agent_only_when_valid():
     assert video.context["user_agent"] == "TV/1"
     assert bad.context["ip"] == "127.0.0.0"
     assert pixel.context["ip"] == "127.0.0.0"  # /imp does not trust device headers
+
+
+@pytest.mark.parametrize("inserters", ["", "10.0.0.0/8, 192.0.2.7"])
+def test_device_headers_from_a_caller_that_is_no_ad_inserter_are_ignored(inserters):
+    client, memory = client_for({"TRACKER_AD_INSERTERS": inserters})
+    headers = {"X-Device-IP": "198.51.100.23", "X-Device-User-Agent": "curl/8.0"}
+    get(client, "/vast/start", headers=headers, cid="c")
+    (event,) = memory["kafka"].events
+    assert event.context["ip"] == "127.0.0.0"
+    assert event.context["user_agent"] == BROWSER
+
+
+def test_device_headers_are_believed_from_a_listed_inserter_only():
+    client, memory = client_for({"TRACKER_AD_INSERTERS": "192.0.2.7/32"})
+    for caller in ("192.0.2.7", "192.0.2.8"):
+        client.simulate_get(
+            "/vast/start",
+            params={"cid": "c"},
+            headers={"X-Device-IP": "198.51.100.23"},
+            remote_addr=caller,
+        )
+    listed, unlisted = memory["kafka"].events
+    assert listed.context["ip"] == "198.51.100.0"
+    assert unlisted.context["ip"] == "192.0.2.0"
 
 
 def test_batch_limits():

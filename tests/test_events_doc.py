@@ -23,7 +23,11 @@ from tracker.config import load_file
 
 DOC = ROOT / "docs" / "events.md"
 #: The example signing key the doc uses; never a real one.
-ENV = {"TRACKER_CLICK_KEYS": "k1:ZXhhbXBsZS1rZXktZG8tbm90LXVzZS0x"}
+ENV = {
+    "TRACKER_CLICK_KEYS": "k1:ZXhhbXBsZS1rZXktZG8tbm90LXVzZS0x",
+    # Every example calls from 203.0.113.77, listed as an ad inserter for the SSAI one.
+    "TRACKER_AD_INSERTERS": "203.0.113.77/32",
+}
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
 

@@ -71,17 +71,24 @@ class AuctionPrice(fields.Field):
     ``encrypted``.
     """
 
-    def __init__(self, *, crypto: PriceCrypto | None = None, **kwargs):
+    def __init__(
+        self, *, crypto: PriceCrypto | None = None, require_encrypted: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.crypto = crypto
+        # Only once keys are set: without them no price could ever be encrypted.
+        self.require_encrypted = require_encrypted and crypto is not None
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValidationError("Not a valid price.")
         try:
-            return openrtb.parse_price(str(value), self.crypto)
+            price = openrtb.parse_price(str(value), self.crypto)
         except openrtb.NoticeError as ex:
             raise ValidationError(ex.message) from None
+        if self.require_encrypted and price.billable and not price.encrypted:
+            raise ValidationError("Must be encrypted: this path refuses clear-text prices.")
+        return price
 
 
 class LossReason(fields.Integer):
@@ -128,7 +135,9 @@ def _validators(spec: FieldConfig) -> list:
 
 
 def _price(spec: FieldConfig, **common: Any) -> fields.Field:
-    return AuctionPrice(crypto=spec.price_crypto, **common)
+    return AuctionPrice(
+        crypto=spec.price_crypto, require_encrypted=spec.require_encrypted, **common
+    )
 
 
 _CONSTRUCTORS: dict[str, Callable[..., fields.Field]] = {

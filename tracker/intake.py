@@ -49,11 +49,22 @@ class Rejected(Exception):
         self.errors = errors or {}
 
     def summary(self) -> str:
-        """Summarise the rejection in one line (pixel paths put it in a header)."""
+        """Summarise the rejection in one line of printable ASCII, at most 512 characters.
+
+        Pixel paths put it in a header, and field errors may quote the caller's
+        input: WSGI header values must be Latin-1 and hold no line break, so
+        everything else is backslash-escaped (``\\u20ac`` for a euro sign).
+        """
         if self.errors:
-            fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(self.errors.items()))
-            return f"{self.reason}: {fields}"[:512]
-        return f"{self.reason}: {self.description}"[:512]
+            text = "; ".join(
+                f"{k}: {' '.join(map(str, v))}" for k, v in sorted(self.errors.items())
+            )
+        else:
+            text = self.description
+        line = f"{self.reason}: {text}"
+        if not line.isascii() or not line.isprintable():
+            line = line.encode("unicode_escape").decode("ascii")
+        return line[:512]
 
 
 def count_rejection(path: str, reason: str) -> None:

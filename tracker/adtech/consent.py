@@ -222,7 +222,8 @@ class ConsentDecision:
     """Whether an identifier may be stored, and a short machine-friendly reason.
 
     Reasons: ``gdpr_purpose1_consent``, ``gdpr_not_applicable`` (allowed);
-    ``gdpr_no_purpose1``, ``gdpr_consent_missing``, ``gdpr_consent_invalid``,
+    ``gdpr_no_purpose1``, ``gdpr_no_vendor_consent``, ``gdpr_consent_missing``,
+    ``gdpr_consent_invalid``,
     ``us_privacy_opt_out``, ``gpp_opt_out``, ``no_signal`` (refused).
     """
 
@@ -255,6 +256,7 @@ def may_store_identifier(
     gpp: str | None = None,
     gpp_sid: str | None = None,
     require_signal: bool = True,
+    vendor_id: int | None = None,
 ) -> ConsentDecision:
     """Decide whether a first-party user-id cookie may be set for this request.
 
@@ -265,7 +267,10 @@ def may_store_identifier(
     2. ``gdpr`` ``1``: refused unless ``gdpr_consent`` is a decodable TCF v2 TC string with
        consent for Purpose 1, "Store and/or access information on a device"
        (``gdpr_consent_missing``, ``gdpr_consent_invalid``, ``gdpr_no_purpose1``). A string
-       with PurposeOneTreatment set carries no Purpose 1 consent and is refused too.
+       with PurposeOneTreatment set carries no Purpose 1 consent and is refused too. With a
+       ``vendor_id`` (the tracker operator's id in the Global Vendor List), the string must
+       also give that vendor consent (``gdpr_no_vendor_consent``): Purpose 1 alone is
+       consent for some vendor, not necessarily for this one.
     3. Whatever ``gdpr`` says, an opt-out is a veto: ``us_privacy`` opted out of sale
        (``us_privacy_opt_out``), or ``gpp`` with a US National section opted out of sale,
        sharing or targeted advertising, or a US Privacy section opted out of sale
@@ -289,6 +294,8 @@ def may_store_identifier(
             return ConsentDecision(False, "gdpr_consent_invalid")
         if 1 not in purposes:
             return ConsentDecision(False, "gdpr_no_purpose1")
+        if vendor_id is not None and not tcf_vendor_consent(gdpr_consent, vendor_id):
+            return ConsentDecision(False, "gdpr_no_vendor_consent")
     refusal = _us_refusal(us_privacy, gpp)
     if refusal is not None:
         return refusal

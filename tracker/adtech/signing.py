@@ -249,6 +249,19 @@ def fill_macros(template: str, values: Mapping[str, str | int | None]) -> str:
     return _MACRO.sub(replace, template)
 
 
+def macro_in_host(template: str) -> bool:
+    """Return whether a macro stands in the authority (host, port) of a landing URL template.
+
+    The signature covers the template, not the filled URL, so whoever fills
+    such a macro chooses the host: the click must then pass the allow-list
+    even when signed.
+    """
+    authority = template.partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    return _MACRO.search(authority) is not None
+
+
 def build_click_url(
     base: str,
     landing: str,

@@ -133,7 +133,7 @@ def _server(loaded: dict | None) -> ServerConfig:
     # A server block with an error still yields a usable ServerConfig, so that
     # the paths are checked in the same run: the schema's defaults fill the gap.
     options = {**ServerSchema().load({}), **(loaded or {})}
-    cookie = {"domain": None, **options.pop("user_cookie")}
+    cookie = {"domain": None, "vendor_id": None, **options.pop("user_cookie")}
     options["trusted_proxies"] = tuple(options["trusted_proxies"])
     return ServerConfig(**options, user_cookie=UserCookieConfig(**cookie))
 

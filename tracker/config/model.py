@@ -33,6 +33,8 @@ class FieldConfig:
     pattern: str | None
     choices: tuple[Any, ...] | None
     price_crypto: PriceCrypto | None
+    #: An ``auction_price`` refuses clear-text prices once ``price_crypto`` is set.
+    require_encrypted: bool
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class UserCookieConfig:
     max_age: int
     domain: str | None
     require_consent_signal: bool
+    #: The operator's TCF vendor id; when set, GDPR consent must name this vendor.
+    vendor_id: int | None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class ServerConfig:
     max_url_length: int
     max_header_bytes: int
     trusted_proxies: tuple[str, ...]
+    #: CIDRs of server-side callers (SSAI, ad servers) whose device headers are believed.
+    ad_inserters: tuple[str, ...]
     user_cookie: UserCookieConfig
 
 

@@ -255,6 +255,7 @@ def _field(
         pattern=loaded.get("pattern"),
         choices=tuple(loaded["choices"]) if "choices" in loaded else None,
         price_crypto=crypto,
+        require_encrypted=loaded["require_encrypted"],
     )
 
 

@@ -91,6 +91,7 @@ class FieldSchema(Schema):
     choices = fields.List(fields.Raw(), validate=validate.Length(min=1))
     encryption_key = fields.String()
     integrity_key = fields.String()
+    require_encrypted = fields.Boolean(load_default=False)
 
     @validates_schema
     def _check(self, data, **kwargs):
@@ -105,6 +106,8 @@ class FieldSchema(Schema):
                 errors["pattern"] = [f"Not a valid regular expression: {ex}."]
         if data.get("required") and "default" in data:
             errors["default"] = ["A required field cannot have a default."]
+        if data.get("require_encrypted") and data.get("type") != "auction_price":
+            errors["require_encrypted"] = ["Only an auction_price field takes require_encrypted."]
         keys = [k for k in ("encryption_key", "integrity_key") if data.get(k)]
         if keys and data.get("type") != "auction_price":
             errors[keys[0]] = ["Only an auction_price field takes price keys."]
@@ -211,6 +214,28 @@ def _network(value: str) -> None:
         raise ValidationError("Not a valid IP network (CIDR).") from ex
 
 
+class NetworkList(fields.Field):
+    """CIDRs as a list, or as one comma-separated string (from an environment variable)."""
+
+    default_error_messages = {"invalid": "Must be a list of CIDRs or a comma-separated string."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise self.make_error("invalid")
+        errors = {}
+        for i, item in enumerate(items):
+            try:
+                _network(item)
+            except ValidationError as ex:
+                errors[i] = ex.messages
+        if errors:
+            raise ValidationError(errors)
+        return tuple(items)
+
+
 class UserCookieSchema(Schema):
     """The first-party user id cookie."""
 
@@ -218,6 +243,7 @@ class UserCookieSchema(Schema):
     max_age = fields.Integer(load_default=34_128_000, validate=validate.Range(min=60))
     domain = fields.String()
     require_consent_signal = fields.Boolean(load_default=True)
+    vendor_id = fields.Integer(validate=validate.Range(min=1, max=65535))
 
 
 class ServerSchema(Schema):
@@ -228,6 +254,7 @@ class ServerSchema(Schema):
     max_url_length = fields.Integer(load_default=4096, validate=validate.Range(min=64))
     max_header_bytes = fields.Integer(load_default=16384, validate=validate.Range(min=256))
     trusted_proxies = fields.List(fields.String(validate=_network), load_default=list)
+    ad_inserters = NetworkList(load_default=())
     user_cookie = fields.Nested(UserCookieSchema, load_default=lambda: UserCookieSchema().load({}))
 
 

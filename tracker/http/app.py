@@ -18,7 +18,7 @@ from tracker.http.batch import BatchResource
 from tracker.http.clientip import ClientIp
 from tracker.http.cors import Cors
 from tracker.http.errors import RejectionHandler, handle_unexpected
-from tracker.http.extract import ContextReader
+from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.middleware import RequestLimits
 from tracker.http.resources import TrackingResource
@@ -54,13 +54,14 @@ class Tracker:
         self.wsgi.add_error_handler(Exception, handle_unexpected)
         self.wsgi.add_error_handler(Rejected, RejectionHandler(config.paths.values()))
         client_ip = ClientIp(config.server.trusted_proxies)
+        believed = device_header_callers(config.server.trusted_proxies, config.server.ad_inserters)
         intakes = {
             path.name: Intake(path, self.pipeline)
             for path in config.paths.values()
             if path.batch is None
         }
         for path in config.paths.values():
-            context = ContextReader(client_ip, path.device_headers)
+            context = ContextReader(client_ip, path.device_headers, believed)
             if path.batch is None:
                 resource = TrackingResource(intakes[path.name], context, config.server.user_cookie)
             else:

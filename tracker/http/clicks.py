@@ -4,7 +4,8 @@ The order matters. The signature covers the landing URL as the ad server
 wrote it, macros unfilled; then the macros are filled (URL-encoded); then the
 filled URL is checked for shape, and its host against the allow-list. A
 macro value can never add a path, query or user part, but it could spell a
-host, so the allow-list always sees the filled URL.
+host, so the allow-list always sees the filled URL, and a template with a
+macro in its host passes only the allow-list, signed or not.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Redirector:
             host = landing.check_landing_url(filled)
         except landing.UnsafeUrl as ex:
             raise _refused(ex.reason, str(ex)) from None
+        if signature_error is None and signing.macro_in_host(template):
+            signature_error = _refused(
+                "unlisted_host", "The landing URL's host comes from a macro and is not allowed."
+            )
         if signature_error is not None and not self.allowed(host):
             raise signature_error
         return landing.to_location(filled)

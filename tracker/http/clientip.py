@@ -23,7 +23,8 @@ class ClientIp:
             ipaddress.ip_network(n, strict=False) for n in trusted
         )
 
-    def _is_trusted(self, address: str) -> bool:
+    def is_trusted(self, address: str) -> bool:
+        """Return whether ``address`` is in one of the networks."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -32,11 +33,11 @@ class ClientIp:
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """Return the client address for a request from ``peer``."""
-        if not self.trusted or not forwarded_for or not peer or not self._is_trusted(peer):
+        if not self.trusted or not forwarded_for or not peer or not self.is_trusted(peer):
             return peer
         hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
         for hop in reversed(hops):
-            if not self._is_trusted(hop):
+            if not self.is_trusted(hop):
                 try:
                     return str(ipaddress.ip_address(hop))
                 except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import falcon
@@ -14,6 +15,11 @@ from tracker.http.clientip import ClientIp
 from tracker.intake import Rejected
 
 FORM = "application/x-www-form-urlencoded"
+#: How deep a JSON body may nest; deeper ones are refused before ``json.loads`` sees them.
+MAX_JSON_DEPTH = 32
+# Bytes other than brackets are deleted, and braces read as square brackets.
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 def read_body(req: falcon.Request, limit: int) -> Any:
@@ -40,10 +46,36 @@ def read_body(req: falcon.Request, limit: int) -> Any:
             "unsupported_media_type",
             f"The body must be application/json or {FORM}.",
         )
+    if too_deep(data):
+        raise Rejected(400, "json_too_deep", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
         return json.loads(data)
     except ValueError:
         raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
+
+
+def too_deep(data: bytes) -> bool:
+    """Return whether JSON ``data`` nests deeper than :data:`MAX_JSON_DEPTH`.
+
+    ``json.loads`` recurses once per level and raises ``RecursionError`` on
+    50,000 ``[``, so depth is bounded first, with C-speed bytes operations
+    only: a body with no more brackets than the limit passes at once;
+    otherwise escaped backslashes and quotes are dropped, the text inside
+    strings is dropped, every other byte but brackets is dropped, and the
+    innermost pairs are peeled one level per pass, at most the limit's number
+    of passes. Brackets that do not pair count as too deep (such a body is not
+    JSON either way).
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    outside = b"".join(data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+    brackets = outside.translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        peeled = brackets.replace(b"[]", b"")
+        if len(peeled) == len(brackets):
+            break
+        brackets = peeled
+    return bool(brackets)
 
 
 def _too_large(limit: int) -> Rejected:
@@ -71,26 +103,44 @@ def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, 
 
 
 class ContextReader:
-    """Build an event's request context: client IP, user agent, referer."""
+    """Build an event's request context: client IP, user agent, referer.
 
-    def __init__(self, client_ip: ClientIp, device_headers: bool) -> None:
+    Args:
+        client_ip: Resolves the caller's address through the trusted proxies.
+        device_headers: Whether the path takes device headers at all.
+        believed: The callers that may send them: trusted proxies and
+            configured ad inserters (see :func:`device_header_callers`).
+    """
+
+    def __init__(
+        self, client_ip: ClientIp, device_headers: bool, believed: ClientIp | None = None
+    ) -> None:
         self.client_ip = client_ip
-        self.device_headers = device_headers
+        self.believed = believed
+        self.device_headers = device_headers and believed is not None and bool(believed.trusted)
 
     def __call__(self, req: falcon.Request) -> dict[str, str | None]:
         """Return the context of ``req``.
 
         With ``device_headers`` (server-side callers such as SSAI or an ad
         server), ``X-Device-IP`` and ``X-Device-User-Agent`` replace the
-        caller's own IP and user agent when present and valid.
+        caller's own IP and user agent when present and valid, and only when
+        the caller is a trusted proxy or a configured ad inserter: from anyone
+        else they would let a client choose its address and user agent, past
+        the trusted proxies and the bot filter.
         """
         ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
         user_agent = req.user_agent
-        if self.device_headers:
+        if self.device_headers and ip is not None and self.believed.is_trusted(ip):
             device_ip = _valid_ip(req.get_header("X-Device-IP"))
             ip = device_ip or ip
             user_agent = req.get_header("X-Device-User-Agent") or user_agent
         return {"ip": ip, "user_agent": user_agent, "referer": req.referer}
+
+
+def device_header_callers(trusted_proxies: Iterable[str], ad_inserters: Iterable[str]) -> ClientIp:
+    """Return the callers whose device headers are believed: trusted proxies and ad inserters."""
+    return ClientIp((*trusted_proxies, *ad_inserters))
 
 
 def _valid_ip(value: str | None) -> str | None:

@@ -74,6 +74,7 @@ class TrackingResource:
             values.get("gpp"),
             values.get("gpp_sid"),
             require_signal=self.user_cookie.require_consent_signal,
+            vendor_id=self.user_cookie.vendor_id,
         )
         if not decision.allowed:
             return
