@@ -12,6 +12,7 @@ from falcon.uri import parse_query_string
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tracker.adtech.clickurl import build_click_url, fill_macros
 from tracker.adtech.landing import (
     UnsafeUrl,
     check_landing_url,
@@ -19,13 +20,7 @@ from tracker.adtech.landing import (
     host_allowed,
     to_location,
 )
-from tracker.adtech.signing import (
-    SignatureError,
-    UrlSigner,
-    build_click_url,
-    fill_macros,
-    parse_keys,
-)
+from tracker.adtech.signing import SignatureError, UrlSigner, parse_keys
 
 OLD = b"old-secret-0123456789"
 NEW = b"new-secret-0123456789"

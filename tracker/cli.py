@@ -14,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from tracker.adtech.signing import SCOPES
 from tracker.config import ConfigError, config_path, load_file
 
 EXIT_CONFIG = 2
@@ -123,15 +124,15 @@ def cmd_sign_url(args: argparse.Namespace) -> int:
     """Print a signed click URL for an ad server to use."""
     import time
 
-    from tracker.adtech import signing
+    from tracker.adtech import clickurl, signing
 
     keys_text = os.environ.get(args.keys_env, "")
     try:
         keys = signing.parse_keys(keys_text)
         signer = signing.UrlSigner(keys, args.key_id)
         params = dict(_pair(p) for p in args.param)
-        url = signing.build_click_url(
-            args.base, args.landing, params, signer, args.ttl, time.time()
+        url = clickurl.build_click_url(
+            args.base, args.landing, params, signer, args.ttl, time.time(), args.scope
         )
     except ValueError as ex:
         where = f" in {args.keys_env}" if not keys_text or "key" in str(ex) else ""
@@ -222,6 +223,13 @@ def parser() -> argparse.ArgumentParser:
     sign.add_argument("--param", action="append", default=[], help="name=value (repeatable)")
     sign.add_argument("--ttl", type=int, help="seconds the signature stays valid")
     sign.add_argument("--key-id", help="key to sign with (default: the last one)")
+    sign.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="url",
+        help="what the signature covers: the landing URL, or every query parameter "
+        "(the click path's signature_scope)",
+    )
     sign.add_argument(
         "--keys-env", default="TRACKER_CLICK_KEYS", help="variable holding kid:secret,..."
     )

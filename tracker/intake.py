@@ -10,6 +10,7 @@ is counted with the same :func:`count_rejection`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import ValidationError
@@ -20,6 +21,8 @@ from tracker.config import PathConfig
 from tracker.event import Event
 from tracker.fields import EventMapper, Lookup, build_schema, gather
 from tracker.pipeline import Pipeline
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: The path label of refusals that happen before a request reaches a path.
 REQUEST_LABEL = "_request"
@@ -53,7 +56,7 @@ class Rejected(Exception):
 
         Pixel paths put it in a header, and field errors may quote the caller's
         input: WSGI header values must be Latin-1 and hold no line break, so
-        everything else is backslash-escaped (``\\u20ac`` for a euro sign).
+        everything else is backslash-escaped (``\\u20ac`` for a euro sign, ``\\x0d`` for a CR).
         """
         if self.errors:
             text = "; ".join(
@@ -62,8 +65,10 @@ class Rejected(Exception):
         else:
             text = self.description
         line = f"{self.reason}: {text}"
-        if not line.isascii() or not line.isprintable():
-            line = line.encode("unicode_escape").decode("ascii")
+        if not line.isascii():
+            line = line.encode("ascii", "backslashreplace").decode("ascii")
+        if not line.isprintable():
+            line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
         return line[:512]
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests import ROOT
 from tests.integration.live import consume, request
 from tests.vast_player import play, tracking_urls
-from tracker.adtech import signing
+from tracker.adtech import clickurl, signing
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def read_all(
 def test_every_path_and_every_refusal(server):
     signer = signing.UrlSigner(signing.parse_keys(KEYS))
     landing = "https://shop.example.org/p?clk={click_id}&c={campaign_id}"
-    signed = signing.build_click_url(
+    signed = clickurl.build_click_url(
         "http://x/click", landing, {"cid": "c-click"}, signer, 600, time.time()
     )
     signed_query = signed.split("?", 1)[1]

@@ -19,7 +19,15 @@ expire, and ``url`` is the exact landing URL string with its macros unfilled.
 A key id cannot hold a newline and ``exp`` is digits only, so no field can be
 shifted into another.
 
-On a click, verify the raw ``url`` parameter, then fill its macros, then run
+With ``signature_scope: query`` the signature covers every query parameter of
+the click but ``sig`` (the ad ids, which choose the derived event id, as well as
+the landing URL): ``b"v2\n" + kid + b"\n" + exp + b"\n" + canonical`` where
+``canonical`` (:func:`canonical_query`) is every ``name=value`` pair but
+``sig``, ``kid`` and ``exp``, each percent-encoded as UTF-8 with nothing kept
+safe, sorted, joined by ``&``.
+
+On a click, verify the raw ``url`` parameter, then fill its macros
+(:mod:`tracker.adtech.clickurl`), then run
 :func:`tracker.adtech.landing.check_landing_url` on the result and match the
 allow-list against the host it returns: a macro value can change the URL, never
 the signature. Nothing here knows HTTP; keys are parsed once at start-up.
@@ -32,12 +40,13 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
-from urllib.parse import quote, urlencode
-
-from tracker.adtech.landing import check_landing_url, split_url
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote
 
 SIGNATURE_VERSION = b"v1"
+QUERY_SIGNATURE_VERSION = b"v2"
+#: What a signature covers: the landing URL, or every query parameter but ``sig``.
+SCOPES = ("url", "query")
 MIN_SECRET_BYTES = 16
 #: Expiries have at most 19 digits, to fit a signed 64-bit integer wherever they are stored.
 MAX_EXPIRES = 10**19
@@ -50,7 +59,6 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 # 32 bytes of digest are 43 characters of base64, plus one "=" when padded.
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}=?")
 _EXPIRY = re.compile(r"[0-9]{1,19}")
-_MACRO = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
 class SignatureError(ValueError):
@@ -167,23 +175,63 @@ class UrlSigner:
             ValueError: ``key_id`` is unknown, or ``expires`` is not an integer
                 from 0 to ``MAX_EXPIRES - 1``.
         """
-        kid = self.default_key_id if key_id is None else key_id
-        if kid not in self._macs:
-            raise ValueError(f"unknown key id {kid!r}")
-        params = {"url": url}
-        exp = ""
-        if expires is not None:
-            if isinstance(expires, bool) or not isinstance(expires, int):
-                raise ValueError("expires must be an integer")
-            if not 0 <= expires < MAX_EXPIRES:
-                raise ValueError(f"expires must be from 0 to {MAX_EXPIRES - 1}")
-            exp = params["exp"] = str(expires)
-        params["kid"] = kid
+        kid, exp = self._key_and_expiry(expires, key_id)
+        params = {"url": url, **({"exp": exp} if exp else {}), "kid": kid}
         params["sig"] = self._signature(kid, exp, url)
         return params
 
+    def sign_query(
+        self, params: Mapping[str, str], expires: int | None = None, key_id: str | None = None
+    ) -> dict[str, str]:
+        """Sign every query parameter of a click (scope ``query``).
+
+        Returns:
+            ``params`` followed by ``exp`` (only when ``expires`` is given),
+            ``kid`` and ``sig``.
+
+        Raises:
+            ValueError: As :meth:`sign`.
+        """
+        kid, exp = self._key_and_expiry(expires, key_id)
+        payload = canonical_query(params.items())
+        sig = self._signature(kid, exp, payload, QUERY_SIGNATURE_VERSION)
+        return {**params, **({"exp": exp} if exp else {}), "kid": kid, "sig": sig}
+
+    def _key_and_expiry(self, expires: int | None, key_id: str | None) -> tuple[str, str]:
+        kid = self.default_key_id if key_id is None else key_id
+        if kid not in self._macs:
+            raise ValueError(f"unknown key id {kid!r}")
+        if expires is None:
+            return kid, ""
+        if isinstance(expires, bool) or not isinstance(expires, int):
+            raise ValueError("expires must be an integer")
+        if not 0 <= expires < MAX_EXPIRES:
+            raise ValueError(f"expires must be from 0 to {MAX_EXPIRES - 1}")
+        return kid, str(expires)
+
+    def verify_query(self, params: Mapping[str, str | list[str]], now: float) -> None:
+        """Check the signature of a click's whole query (scope ``query``).
+
+        Args:
+            params: The decoded query parameters; a repeated one as a list.
+            now: The current unix time.
+
+        Raises:
+            SignatureError: As :meth:`verify`; a parameter added, removed or
+                changed after signing gives ``bad_signature``.
+        """
+        fields = {k: _single(params.get(k)) for k in ("sig", "kid", "exp")}
+        pairs = [(k, v) for k, vs in params.items() for v in (vs if isinstance(vs, list) else [vs])]
+        self.verify(canonical_query(pairs), **fields, now=now, version=QUERY_SIGNATURE_VERSION)
+
     def verify(
-        self, url: str, sig: str | None, kid: str | None, exp: str | None, now: float
+        self,
+        url: str,
+        sig: str | None,
+        kid: str | None,
+        exp: str | None,
+        now: float,
+        version: bytes = SIGNATURE_VERSION,
     ) -> None:
         """Check that ``url`` is signed by a configured key and not expired.
 
@@ -193,6 +241,7 @@ class UrlSigner:
             kid: The ``kid`` parameter; None tries every key.
             exp: The ``exp`` parameter; None when the URL does not expire.
             now: The current unix time.
+            version: The message format; :meth:`verify_query` passes ``v2``.
 
         Raises:
             SignatureError: ``missing_signature`` (``sig`` absent or empty),
@@ -208,101 +257,45 @@ class UrlSigner:
             raise SignatureError("unknown_key", "The landing URL is signed with an unknown key.")
         if exp is not None and not _EXPIRY.fullmatch(exp):
             raise SignatureError("bad_expiry", "The expiry is not a unix time in seconds.")
-        if not self._matches(url, sig, kid, exp or ""):
+        if not self._matches(url, sig, kid, exp or "", version):
             raise SignatureError("bad_signature", "The landing URL's signature does not match.")
         if exp is not None and now >= int(exp):
             raise SignatureError("expired", "The signed landing URL has expired.")
 
-    def _matches(self, url: str, sig: str, kid: str | None, exp: str) -> bool:
+    def _matches(self, url: str, sig: str, kid: str | None, exp: str, version: bytes) -> bool:
         if not _SIGNATURE.fullmatch(sig):
             return False
         given = sig[:43].encode("ascii")
         candidates = self._macs if kid is None else (kid,)
         return any(
-            hmac.compare_digest(self._signature(candidate, exp, url).encode("ascii"), given)
+            hmac.compare_digest(
+                self._signature(candidate, exp, url, version).encode("ascii"), given
+            )
             for candidate in candidates
         )
 
-    def _signature(self, kid: str, exp: str, url: str) -> str:
+    def _signature(self, kid: str, exp: str, url: str, version: bytes = SIGNATURE_VERSION) -> str:
         mac = self._macs[kid].copy()
         # surrogatepass: a lone surrogate from a sloppy decoder must fail the
         # comparison, not raise UnicodeEncodeError on the request path.
         url_bytes = url.encode("utf-8", "surrogatepass")
-        mac.update(b"\n".join((SIGNATURE_VERSION, kid.encode(), exp.encode(), url_bytes)))
+        mac.update(b"\n".join((version, kid.encode(), exp.encode(), url_bytes)))
         return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
-def fill_macros(template: str, values: Mapping[str, str | int | None]) -> str:
-    """Replace each ``{name}`` macro in ``template`` with its URL-encoded value.
+def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
+    """Return the text a ``query``-scope signature covers: every pair but the signature's own.
 
-    Values are percent-encoded as UTF-8 with no character kept safe, so a value
-    cannot add a path, query or fragment. It can still spell part of a host
-    (letters, digits, ``.`` and ``-`` pass through): check the filled URL. An
-    unknown macro or a None value becomes empty; text that is not a macro
-    (``{``, ``{Not-A-Macro}``) is kept.
+    ``kid`` and ``exp`` are left out because the message carries them already.
     """
-
-    def replace(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        return "" if value is None else quote(str(value), safe="")
-
-    return _MACRO.sub(replace, template)
-
-
-def macro_in_host(template: str) -> bool:
-    """Return whether a macro stands in the authority (host, port) of a landing URL template.
-
-    The signature covers the template, not the filled URL, so whoever fills
-    such a macro chooses the host: the click must then pass the allow-list
-    even when signed.
-    """
-    authority = template.partition("://")[2]
-    for end in "/?#":
-        authority = authority.partition(end)[0]
-    return _MACRO.search(authority) is not None
+    return "&".join(
+        sorted(
+            f"{quote(k, safe='')}={quote(v, safe='')}"
+            for k, v in pairs
+            if k not in ("sig", "kid", "exp")
+        )
+    )
 
 
-def build_click_url(
-    base: str,
-    landing: str,
-    params: Mapping[str, str],
-    signer: UrlSigner,
-    ttl: int | None,
-    now: float,
-) -> str:
-    """Build a signed click URL for ad servers, as ``tracker sign-url`` prints it.
-
-    Args:
-        base: The click path's absolute URL, without query or fragment.
-        landing: The landing URL, macros unfilled.
-        params: The click's other query parameters (campaign id...), in order.
-        signer: Signs with its default key.
-        ttl: Seconds from ``now`` during which the signature is accepted;
-            None for no expiry.
-        now: The current unix time.
-
-    Returns:
-        ``base?params&url=...&exp=...&kid=...&sig=...``, every value
-        percent-encoded (a space as ``%20``, never ``+``).
-
-    Raises:
-        UnsafeUrl: ``base`` or ``landing`` fails
-            :func:`~tracker.adtech.landing.check_landing_url`, for instance
-            because a macro stands in the landing URL's host.
-        ValueError: ``base`` has a query or fragment, a parameter takes the
-            name of a signature parameter, or ``ttl`` is not positive.
-    """
-    split_url(base, "click URL base")
-    if "?" in base or "#" in base:
-        raise ValueError("The click URL base must not have a query or fragment.")
-    check_landing_url(landing)
-    reserved = SIGNATURE_PARAMS.intersection(params)
-    if reserved:
-        raise ValueError(f"Parameters reserved for the signature: {', '.join(sorted(reserved))}.")
-    expires = None
-    if ttl is not None:
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-            raise ValueError("The ttl must be a positive whole number of seconds.")
-        expires = int(now) + ttl
-    query = [*params.items(), *signer.sign(landing, expires).items()]
-    return f"{base}?{urlencode(query, quote_via=quote)}"
+def _single(value: str | list[str] | None) -> str | None:
+    return value[0] if isinstance(value, list) and value else value or None

@@ -48,6 +48,8 @@ class RedirectConfig:
     signing_keys: Mapping[str, bytes]
     allowed_hosts: tuple[str, ...]
     fallback_url: str | None
+    #: ``url``: the signature covers the landing URL; ``query``: every parameter but ``sig``.
+    signature_scope: str
 
 
 @dataclass(frozen=True)

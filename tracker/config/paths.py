@@ -211,6 +211,7 @@ def _redirect(
         signing_keys=keys,
         allowed_hosts=tuple(block["allowed_hosts"]),
         fallback_url=block.get("fallback_url"),
+        signature_scope=block["signature_scope"],
     )
 
 

@@ -11,6 +11,8 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from tracker.adtech.signing import SCOPES
+
 #: Field types and, for structured ones, the attributes a reference may name
 #: (``price.billable``); the first attribute is what the bare name means.
 FIELD_TYPES = ("string", "integer", "float", "boolean", "micros", "auction_price", "loss_reason")
@@ -124,6 +126,7 @@ class RedirectSchema(Schema):
     signing_keys = fields.String(load_default="")
     allowed_hosts = fields.List(fields.String(), load_default=list)
     fallback_url = fields.String()
+    signature_scope = fields.String(load_default="url", validate=validate.OneOf(SCOPES))
 
 
 class ResponseSchema(Schema):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tracker.adtech import landing, signing
+from tracker.adtech import clickurl, landing, signing
 from tracker.config import RedirectConfig
 from tracker.event import Event
 from tracker.intake import Rejected
@@ -26,6 +26,7 @@ class Redirector:
         self.url_field = config.url_field
         self.signer = signing.UrlSigner(config.signing_keys) if config.signing_keys else None
         self.allowed = landing.compile_allow_list(config.allowed_hosts)
+        self.whole_query = config.signature_scope == "query"
 
     def location(self, values: dict[str, Any], query: dict[str, Any], event: Event) -> str:
         """Return the ``Location`` for this click, or raise :class:`Rejected`.
@@ -39,14 +40,14 @@ class Redirector:
         if not template:
             raise _refused("missing_landing_url", "The click carries no landing URL.")
         signature_error = self._verify(template, query)
-        filled = signing.fill_macros(
+        filled = clickurl.fill_macros(
             template, {**event.dimensions, "click_id": event.id, "event_id": event.id}
         )
         try:
             host = landing.check_landing_url(filled)
         except landing.UnsafeUrl as ex:
             raise _refused(ex.reason, str(ex)) from None
-        if signature_error is None and signing.macro_in_host(template):
+        if signature_error is None and clickurl.macro_in_host(template):
             signature_error = _refused(
                 "unlisted_host", "The landing URL's host comes from a macro and is not allowed."
             )
@@ -62,9 +63,12 @@ class Redirector:
                 "unlisted_host", "The landing URL is not signed and its host is not allowed."
             )
         try:
-            self.signer.verify(
-                landing, sig, _one(query.get("kid")), _one(query.get("exp")), time.time()
-            )
+            if self.whole_query:
+                self.signer.verify_query(query, time.time())
+            else:
+                self.signer.verify(
+                    landing, sig, _one(query.get("kid")), _one(query.get("exp")), time.time()
+                )
         except signing.SignatureError as ex:
             return _refused(ex.reason, str(ex))
         return None
