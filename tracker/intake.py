@@ -36,6 +36,7 @@ class Rejected(Exception):
         reason: Short machine-friendly reason, also the metrics label.
         description: Human-readable explanation.
         errors: Per-field messages, for validation failures.
+        retry_after: Seconds after which to try again (a 429), else None.
     """
 
     def __init__(
@@ -44,12 +45,14 @@ class Rejected(Exception):
         reason: str,
         description: str,
         errors: dict[str, list[str]] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(description)
         self.status = status
         self.reason = reason
         self.description = description
         self.errors = errors or {}
+        self.retry_after = retry_after
 
     def summary(self) -> str:
         """Summarise the rejection in one line of printable ASCII, at most 512 characters.

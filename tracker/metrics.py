@@ -26,6 +26,10 @@ REQUESTS = Counter(
 REJECTED = Counter(
     "tracker_rejected_total", "Rejected requests by path and reason", ["path", "reason"]
 )
+REJECTED_CAPPED = Counter(
+    "tracker_rejected_stream_capped_total",
+    "Sampled refusals left out of the rejected-requests stream by its per-second cap",
+)
 EVENTS = Counter("tracker_events_total", "Events handed to collectors", ["event_type"])
 DROPPED = Counter(
     "tracker_events_dropped_total", "Events dropped by a preprocessor", ["preprocessor"]

@@ -83,10 +83,11 @@ def write_config(tmp_path: Path, suffix: str, durable: tuple[str, ...] = ()) -> 
             block["collectors"].remove("banker")
     for name in durable:
         data["paths"][name]["delivery"] = {"class": "durable", "timeout": 5}
-    kafka = data["collectors"]["kafka"]
-    kafka["topic"] = f"{kafka['topic']}-{suffix}"
-    for routing in kafka["events"].values():
-        routing["topic"] = f"{routing['topic']}-{suffix}"
+    for block in data["collectors"].values():
+        if block["type"] == "kafka":
+            block["topic"] = f"{block['topic']}-{suffix}"
+            for routing in block.get("events", {}).values():
+                routing["topic"] = f"{routing['topic']}-{suffix}"
     path = tmp_path / "tracker.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

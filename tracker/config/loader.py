@@ -24,6 +24,7 @@ from tracker.config.model import (
     CorsConfig,
     FieldFilter,
     PluginConfig,
+    RejectedConfig,
     ServerConfig,
     TagConfig,
     UserCookieConfig,
@@ -100,6 +101,7 @@ def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
     server = _server(top.get("server"))
     paths = build_paths(top.get("paths") or {}, server, top, problems)
     browser = _browser(top.get("browser") or {}, paths, problems)
+    rejected = _rejected(top.get("rejected"), top, problems)
     if problems:
         raise ConfigError(list(problems))
     return Config(
@@ -108,6 +110,7 @@ def load_data(raw: Any, environ: Mapping[str, str]) -> Config:
         preprocessors=preprocessors,
         paths=paths,
         browser=browser,
+        rejected=rejected,
     )
 
 
@@ -127,6 +130,21 @@ def _browser(loaded: dict, paths: Mapping[str, Any], problems: Problems) -> Brow
     cors["allowed_origins"] = tuple(cors["allowed_origins"])
     cors["paths"] = tuple(cors["paths"])
     return BrowserConfig(tag=TagConfig(**tag), cors=CorsConfig(**cors))
+
+
+def _rejected(loaded: dict | None, top: dict, problems: Problems) -> RejectedConfig | None:
+    keys = ("collectors", "sample_rate", "max_per_second", "max_value_length")
+    if loaded is None or any(key not in loaded for key in keys):
+        return None  # absent, or the schema has reported the bad value
+    for i, ref in enumerate(loaded["collectors"]):
+        if ref not in top["collectors"]:
+            problems.add(f"rejected.collectors.{i}", f"no collector named {ref!r}")
+    return RejectedConfig(
+        collectors=tuple(loaded["collectors"]),
+        sample_rate=loaded["sample_rate"],
+        max_per_second=loaded["max_per_second"],
+        max_value_length=loaded["max_value_length"],
+    )
 
 
 def _server(loaded: dict | None) -> ServerConfig:

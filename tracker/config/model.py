@@ -93,6 +93,22 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_second``.
+
+    ``key`` is ``ip`` (the client address after the trusted proxies) or
+    ``query:<name>`` / ``header:<name>`` (an exchange's seat, for instance),
+    falling back to the address when absent. At most ``max_clients`` buckets
+    are kept per worker, the least recently seen dropped first.
+    """
+
+    per_second: float
+    burst: int
+    key: str
+    max_clients: int
+
+
+@dataclass(frozen=True)
 class PathConfig:
     """One configured tracking path."""
 
@@ -112,6 +128,7 @@ class PathConfig:
     user_id: bool
     device_headers: bool
     batch: BatchConfig | None
+    rate_limit: RateLimitConfig | None
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,21 @@ class BrowserConfig:
 
 
 @dataclass(frozen=True)
+class RejectedConfig:
+    """The rejected-requests stream (bad rows): where refusals go, how many.
+
+    Each refusal is kept with probability ``sample_rate``, at most
+    ``max_per_second`` per worker, as a ``rejected`` event for ``collectors``;
+    query values and headers in its request copy are cut to ``max_value_length``.
+    """
+
+    collectors: tuple[str, ...]
+    sample_rate: float
+    max_per_second: int
+    max_value_length: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated config."""
 
@@ -198,3 +230,4 @@ class Config:
     preprocessors: Mapping[str, PluginConfig]
     paths: Mapping[str, PathConfig]
     browser: BrowserConfig
+    rejected: RejectedConfig | None = None

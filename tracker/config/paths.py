@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ from tracker.config.model import (
     EventIdConfig,
     FieldConfig,
     PathConfig,
+    RateLimitConfig,
     RedirectConfig,
     ResponseConfig,
     ServerConfig,
@@ -88,6 +90,19 @@ def _path(
         batch=BatchConfig(paths=tuple(batch["paths"]), max_items=batch["max_items"])
         if batch
         else None,
+        rate_limit=_rate_limit(loaded.get("rate_limit")),
+    )
+
+
+def _rate_limit(loaded: dict | None) -> RateLimitConfig | None:
+    if loaded is None:
+        return None
+    burst = loaded.get("burst", max(1, math.ceil(loaded["per_second"])))
+    return RateLimitConfig(
+        per_second=loaded["per_second"],
+        burst=burst,
+        key=loaded["key"],
+        max_clients=loaded["max_clients"],
     )
 
 

@@ -170,6 +170,21 @@ class BatchSchema(Schema):
     max_items = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10000))
 
 
+class RateLimitSchema(Schema):
+    """A token bucket per client, in each worker."""
+
+    per_second = fields.Float(required=True, validate=validate.Range(min=0.001))
+    burst = fields.Integer(validate=validate.Range(min=1))
+    key = fields.String(
+        load_default="ip",
+        validate=validate.Regexp(
+            r"^(ip|(query|header):[A-Za-z0-9_.-]{1,64})$",
+            error="Must be ip, query:<name> or header:<name>.",
+        ),
+    )
+    max_clients = fields.Integer(load_default=100_000, validate=validate.Range(min=1))
+
+
 class PathSchema(Schema):
     """A tracking path; ``fields`` are checked one by one by :class:`FieldSchema`."""
 
@@ -196,6 +211,7 @@ class PathSchema(Schema):
     user_id = fields.Boolean(load_default=False)
     device_headers = fields.Boolean(load_default=False)
     batch = fields.Nested(BatchSchema)
+    rate_limit = fields.Nested(RateLimitSchema)
 
     @validates_schema
     def _check(self, data, **kwargs):
@@ -314,6 +330,15 @@ class BrowserSchema(Schema):
     cors = fields.Nested(CorsSchema, load_default=lambda: CorsSchema().load({}))
 
 
+class RejectedSchema(Schema):
+    """The rejected-requests stream: sampled, capped copies of refused requests."""
+
+    collectors = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    sample_rate = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=1))
+    max_per_second = fields.Integer(load_default=100, validate=validate.Range(min=1))
+    max_value_length = fields.Integer(load_default=64, validate=validate.Range(min=0, max=1024))
+
+
 class RootSchema(Schema):
     """The top level; each named block below it is checked on its own."""
 
@@ -322,3 +347,4 @@ class RootSchema(Schema):
     preprocessors = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     paths = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     browser = fields.Nested(BrowserSchema, load_default=lambda: BrowserSchema().load({}))
+    rejected = fields.Nested(RejectedSchema)

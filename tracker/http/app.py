@@ -20,11 +20,13 @@ from tracker.http.cors import Cors
 from tracker.http.errors import RejectionHandler, handle_unexpected
 from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
+from tracker.http.limits import ClientLimiter, limited
 from tracker.http.middleware import RequestLimits
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake import Intake, Rejected
 from tracker.pipeline import Pipeline
+from tracker.rejects import RejectedStream
 
 
 class Tracker:
@@ -52,7 +54,8 @@ class Tracker:
         self.wsgi.req_options.auto_parse_qs_csv = False
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
-        self.wsgi.add_error_handler(Rejected, RejectionHandler(config.paths.values()))
+        stream = RejectedStream(config.rejected, self.pipeline) if config.rejected else None
+        self.wsgi.add_error_handler(Rejected, RejectionHandler(config.paths.values(), stream))
         client_ip = ClientIp(config.server.trusted_proxies)
         believed = device_header_callers(config.server.trusted_proxies, config.server.ad_inserters)
         intakes = {
@@ -66,7 +69,9 @@ class Tracker:
                 resource = TrackingResource(intakes[path.name], context, config.server.user_cookie)
             else:
                 targets = {name: intakes[name] for name in path.batch.paths}
-                resource = BatchResource(path, targets, context)
+                resource = BatchResource(path, targets, context, stream)
+            if path.rate_limit is not None:
+                resource = limited(resource, ClientLimiter(path.rate_limit, client_ip))
             self.wsgi.add_route(path.route, resource)
         if config.browser.tag.route:
             add_tag_routes(self.wsgi, config.browser.tag.route, config.browser.tag.max_age)

@@ -9,9 +9,10 @@ import falcon
 from tracker import metrics
 from tracker.config import PathConfig
 from tracker.fields import Lookup
-from tracker.http.extract import ContextReader, read_body
+from tracker.http.extract import ContextReader, copy_values, read_body, request_copy
 from tracker.intake import Intake, Rejected, count_rejection
 from tracker.pipeline import ACCEPTED, UNSAFE
+from tracker.rejects import RejectedStream
 
 
 def item_lookup(item: dict[str, Any]) -> Lookup:
@@ -30,11 +31,16 @@ class BatchResource:
     """
 
     def __init__(
-        self, path: PathConfig, targets: dict[str, Intake], context: ContextReader
+        self,
+        path: PathConfig,
+        targets: dict[str, Intake],
+        context: ContextReader,
+        stream: RejectedStream | None = None,
     ) -> None:
         self.path = path
         self.targets = targets
         self.context = context
+        self.stream = stream
         self.on_post = self.handle
 
     def handle(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -48,12 +54,14 @@ class BatchResource:
                 413, "batch_too_large", f"The batch has {len(items)} items; the limit is {limit}."
             )
         context = self.context(req)
-        results = [self.item(i, item, context) for i, item in enumerate(items)]
+        results = [self.item(i, item, context, req) for i, item in enumerate(items)]
         metrics.REQUESTS.labels(self.path.name, ACCEPTED).inc()
         resp.media = {"results": results}
 
-    def item(self, index: int, item: Any, context: dict[str, Any]) -> dict[str, Any]:
-        """Judge one item; never raises."""
+    def item(
+        self, index: int, item: Any, context: dict[str, Any], req: falcon.Request
+    ) -> dict[str, Any]:
+        """Judge one item; never raises. A refused item is offered to the rejected stream."""
         name = item.get("event") if isinstance(item, dict) else None
         intake = self.targets.get(name) if isinstance(name, str) else None
         if intake is None:
@@ -63,6 +71,15 @@ class BatchResource:
             values = intake.validate(item_lookup(item))
         except Rejected as ex:
             count_rejection(intake.path.name, ex.reason)
+            if self.stream is not None:
+                self.stream.offer(
+                    intake.path.name,
+                    ex,
+                    lambda limit: {
+                        **request_copy(req, limit),
+                        "item": {"index": index, "fields": copy_values(item, limit)},
+                    },
+                )
             return _item_error(index, ex.reason, ex.description, ex.errors)
         event = intake.build(values, dict(context))
         outcome = intake.dispatch(event)

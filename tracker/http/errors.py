@@ -20,7 +20,9 @@ import falcon
 from tracker.adtech import landing
 from tracker.config import PathConfig
 from tracker.http import responses
+from tracker.http.extract import request_copy
 from tracker.intake import REQUEST_LABEL, Rejected, count_rejection
+from tracker.rejects import RejectedStream
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,12 @@ class RejectedError(falcon.HTTPError):
 
     def __init__(self, rejected: Rejected) -> None:
         status = falcon.code_to_http_status(rejected.status)
-        super().__init__(status, title=status[4:], description=rejected.description)
+        headers = (
+            None if rejected.retry_after is None else {"Retry-After": str(rejected.retry_after)}
+        )
+        super().__init__(
+            status, title=status[4:], description=rejected.description, headers=headers
+        )
         self.reason = rejected.reason
         self.errors = rejected.errors
 
@@ -47,11 +54,15 @@ class RejectionHandler:
     """Answer and count a :class:`~tracker.intake.Rejected`; the only place that does both.
 
     The path is found from the route Falcon matched (``req.uri_template``);
-    a refusal before routing is counted under ``_request``.
+    a refusal before routing is counted under ``_request``. With a
+    rejected-requests stream, the refusal is offered to it too. A 429 is
+    always answered as such, with ``Retry-After``, never with the pixel or
+    the fallback redirect, so that the client sees the limit.
     """
 
-    def __init__(self, paths: Iterable[PathConfig]) -> None:
+    def __init__(self, paths: Iterable[PathConfig], stream: RejectedStream | None = None) -> None:
         self.paths = {path.route: path for path in paths}
+        self.stream = stream
         self.fallbacks = {
             path.route: landing.to_location(path.response.redirect.fallback_url)
             for path in self.paths.values()
@@ -70,7 +81,9 @@ class RejectionHandler:
             ex.summary(),
             extra={"path": label, "reason": ex.reason, "errors": ex.errors},
         )
-        if path is None:
+        if self.stream is not None:
+            self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
+        if path is None or ex.retry_after is not None:
             raise RejectedError(ex)
         fallback = self.fallbacks.get(path.route)
         if fallback is not None:

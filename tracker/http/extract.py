@@ -89,6 +89,50 @@ def _decode(data: bytes) -> str:
         raise Rejected(400, "invalid_encoding", "The body is not UTF-8.") from None
 
 
+#: At most this many query parameters are copied into the rejected-requests stream.
+MAX_COPIED_PARAMS = 32
+
+
+def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
+    """Return a privacy-safe copy of ``req`` for the rejected-requests stream.
+
+    No address, no cookies, no body and no header but the user agent and the
+    referer (without its query); every value is cut to ``limit`` characters
+    and at most :data:`MAX_COPIED_PARAMS` query parameters are kept.
+    """
+    referer = req.referer
+    if referer is not None:
+        referer = referer.partition("?")[0].partition("#")[0][:limit]
+    return {
+        "method": req.method,
+        "path": req.path[:limit],
+        "query": copy_values(req.params, limit),
+        "user_agent": None if req.user_agent is None else req.user_agent[:limit],
+        "referer": referer,
+        "content_type": None if req.content_type is None else req.content_type[:limit],
+        "content_length": req.content_length,
+    }
+
+
+def copy_values(values: dict[str, Any], limit: int) -> dict[str, Any]:
+    """Copy at most :data:`MAX_COPIED_PARAMS` values, strings cut to ``limit`` characters.
+
+    Numbers, booleans and None are kept; a list keeps its first items so
+    copied; anything else (an object) becomes its JSON type name.
+    """
+    return {str(k)[:limit]: _copy(v, limit) for k, v in list(values.items())[:MAX_COPIED_PARAMS]}
+
+
+def _copy(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return value[:limit]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list):
+        return [_copy(v, limit) for v in value[:MAX_COPIED_PARAMS] if not isinstance(v, list)]
+    return "object"
+
+
 def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, Any]) -> Lookup:
     """Return ``lookup(source, key)`` over the request's query, body, headers, cookies, path."""
     sources = {"query": req.params, "body": body, "cookie": req.cookies, "path": params}

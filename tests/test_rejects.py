@@ -1,0 +1,170 @@
+"""The rejected-requests stream and per-client limits, as a caller and an auditor see them."""
+
+from __future__ import annotations
+
+import falcon.testing
+import pytest
+
+from tests import ROOT
+from tests.apps import build_app
+from tracker import metrics
+from tracker.config import ConfigError, load_text
+
+SHIPPED = (ROOT / "config" / "tracker.yaml").read_text()
+STREAM = """rejected:
+  collectors: [rejected]
+  sample_rate: 1.0
+  max_per_second: 100
+  max_value_length: 64
+"""
+
+
+def client_for(*replacements: tuple[str, str]):
+    text = SHIPPED
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new)
+    tracker, memory = build_app(load_text(text, {}))
+    return falcon.testing.TestClient(tracker.wsgi), memory
+
+
+def rejected_events(memory) -> list:
+    assert all(e.type == "rejected" for e in memory["rejected"].events)
+    return memory["rejected"].events
+
+
+def test_a_refusal_reaches_the_stream_without_ip_or_cookies_and_values_cut():
+    client, memory = client_for()
+    long_value = "x" * 500
+    client.simulate_get(
+        "/imp",
+        query_string=f"crid=cr1&price=-1&note={long_value}",
+        headers={
+            "Cookie": "tuid=secret-cookie",
+            "User-Agent": "UA/" + "u" * 100,
+            "Referer": "https://pub.example/page?email=a@b.example",
+        },
+        remote_addr="198.51.100.7",
+    )
+    (event,) = rejected_events(memory)
+    assert memory["kafka"].events == memory["log"].events == []  # only the stream's collector
+    record = event.to_dict()
+    assert record["path"] == "impression"
+    assert record["context"] == {}
+    assert record["dimensions"] == {
+        "status": 400,
+        "reason": "invalid_fields",
+        "description": "One or more fields are missing or invalid.",
+        "errors": {
+            "campaign_id": ["Missing data for required field."],
+            "price": [
+                "price '-1' is not a decimal CPM like 1.25 (no sign, exponent or separators), "
+                "or is an encrypted price and no price keys are configured"
+            ],
+        },
+        "request": {
+            "method": "GET",
+            "path": "/imp",
+            "query": {"crid": "cr1", "price": "-1", "note": "x" * 64},
+            "user_agent": "UA/" + "u" * 61,
+            "referer": "https://pub.example/page",
+            "content_type": None,
+            "content_length": None,
+        },
+    }
+    assert "198.51.100" not in event.to_json().decode()
+    assert "secret-cookie" not in event.to_json().decode()
+
+
+def test_refusals_before_routing_and_batch_items_reach_the_stream():
+    client, memory = client_for()
+    client.simulate_get("/conv", query_string="cid=%zz")
+    client.simulate_post("/events", json=[{"event": "win", "aid": "a1"}, {"event": "win"}])
+    before, first, second = rejected_events(memory)
+    assert (before.path, before.dimensions["reason"]) == ("_request", "invalid_encoding")
+    assert first.path == second.path == "win"
+    assert first.dimensions["request"]["item"] == {
+        "index": 0,
+        "fields": {"event": "win", "aid": "a1"},
+    }
+    assert second.dimensions["request"]["item"]["index"] == 1
+
+
+def test_the_stream_is_capped_per_second_and_sampled():
+    capped = metrics.REJECTED_CAPPED._value.get()
+    client, memory = client_for(("max_per_second: 100", "max_per_second: 3"))
+    for _ in range(10):
+        client.simulate_get("/conv")
+    # Ten refusals in (almost certainly) one second: three kept, seven counted as capped.
+    assert len(rejected_events(memory)) in (3, 6)
+    assert metrics.REJECTED_CAPPED._value.get() - capped == 10 - len(rejected_events(memory))
+    client, memory = client_for(("sample_rate: 1.0", "sample_rate: 0.0"))
+    client.simulate_get("/conv")
+    assert rejected_events(memory) == []
+
+
+def test_without_a_rejected_block_there_is_no_stream():
+    client, memory = client_for((STREAM, ""))
+    client.simulate_get("/conv")
+    assert rejected_events(memory) == []
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        (
+            "rejected:\n  collectors: [nope]\n",
+            "rejected.collectors.0: no collector named 'nope'",
+        ),
+        (
+            "rejected:\n  collectors: [kafka]\n  sample_rat: 1\n",
+            "rejected.sample_rat: Unknown field. (found: 1)",
+        ),
+        (
+            "rejected:\n  collectors: [kafka]\n  sample_rate: 2\n",
+            "rejected.sample_rate: Must be greater than or equal to 0 and less than or equal "
+            "to 1. (found: 2)",
+        ),
+    ],
+)
+def test_a_bad_rejected_block_is_reported(block, error):
+    with pytest.raises(ConfigError) as info:
+        load_text(SHIPPED.replace(STREAM, block), {})
+    assert info.value.errors == [error]
+
+
+LIMIT_WIN = (
+    "    event_type: win\n",
+    "    event_type: win\n    rate_limit: {per_second: 0.5, burst: 2, key: 'query:seat'}\n",
+)
+LIMIT_IMP = (
+    "    event_type: impression\n",
+    "    event_type: impression\n    rate_limit: {per_second: 1, max_clients: 2}\n",
+)
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after():
+    client, memory = client_for(LIMIT_WIN)
+    answers = [
+        client.simulate_get("/win", params={"aid": f"a{i}", "price": "1", "seat": "s1"})
+        for i in range(3)
+    ]
+    other_seat = client.simulate_get("/win", params={"aid": "b", "price": "1", "seat": "s2"})
+    assert [a.status_code for a in answers] == [204, 204, 429]
+    assert answers[2].headers["retry-after"] == "2"
+    assert answers[2].json["reason"] == "rate_limited"
+    assert other_seat.status_code == 204
+    wins = [e for e in memory["kafka"].events if e.type == "win"]
+    assert len(wins) == 3
+    assert rejected_events(memory)[0].dimensions["reason"] == "rate_limited"
+
+
+def test_a_pixel_path_answers_429_not_a_pixel_and_keeps_few_buckets():
+    client, _ = client_for(LIMIT_IMP)
+
+    def imp(ip: str) -> int:
+        return client.simulate_get("/imp", params={"cid": "c"}, remote_addr=ip).status_code
+
+    assert [imp("192.0.2.1"), imp("192.0.2.1")] == [200, 429]
+    # Two buckets at most: two more clients push 192.0.2.1's out, so it starts afresh.
+    assert [imp("192.0.2.2"), imp("192.0.2.3"), imp("192.0.2.1")] == [200, 200, 200]

@@ -1,0 +1,84 @@
+"""The rejected-requests stream: sampled, capped copies of refusals, like Snowplow's bad rows.
+
+Each refusal the HTTP layer answers is offered to :class:`RejectedStream`,
+which keeps it with the configured probability and at most the configured
+number per second (per worker), and hands it as a ``rejected`` event to its
+own collector route, by default the Kafka topic ``tracker-rejected``. The
+request copy is built only for a kept refusal, by the caller's function, so a
+flood of bad requests costs one random draw each. Collectors' ``collect()``
+never blocks, so the stream adds no wait to the request path. Nothing here
+knows HTTP.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tracker import metrics
+from tracker.config import DeliveryConfig, RejectedConfig
+from tracker.event import Event
+from tracker.intake import Rejected
+from tracker.pipeline import Pipeline
+
+#: The event type of the stream's events.
+EVENT_TYPE = "rejected"
+_FAST = DeliveryConfig(mode="fast", timeout=5.0, retry_after=5)
+
+
+class RejectedStream:
+    """Turn sampled refusals into ``rejected`` events for the stream's collectors."""
+
+    def __init__(
+        self,
+        config: RejectedConfig,
+        pipeline: Pipeline,
+        clock: Callable[[], float] = time.monotonic,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.route = pipeline.route((), config.collectors, _FAST)
+        self.pipeline = pipeline
+        self.clock = clock
+        self.draw = draw
+        self._second = -1
+        self._sent = 0
+
+    def offer(
+        self, path: str, rejected: Rejected, request: Callable[[int], dict[str, Any]]
+    ) -> bool:
+        """Send the refusal of ``path`` to the stream if the sample and the cap allow.
+
+        Args:
+            path: The path's name, or ``_request`` before routing.
+            rejected: The refusal.
+            request: Builds the privacy-safe request copy, values cut to the
+                given length; called only when the refusal is kept.
+
+        Returns:
+            Whether the refusal was sent.
+        """
+        if self.draw() >= self.config.sample_rate:
+            return False
+        second = int(self.clock())
+        if second != self._second:
+            self._second, self._sent = second, 0
+        if self._sent >= self.config.max_per_second:
+            metrics.REJECTED_CAPPED.inc()
+            return False
+        self._sent += 1
+        event = Event(
+            type=EVENT_TYPE,
+            path=path,
+            dimensions={
+                "status": rejected.status,
+                "reason": rejected.reason,
+                "description": rejected.description,
+                "errors": rejected.errors,
+                "request": request(self.config.max_value_length),
+            },
+        )
+        self.pipeline.dispatch(self.route, event)
+        return True
