@@ -91,13 +91,15 @@ def test_refusals_before_routing_and_batch_items_reach_the_stream():
 
 
 def test_the_stream_is_capped_per_second_and_sampled():
-    capped = metrics.REJECTED_CAPPED._value.get()
+    capped = metrics.REJECTED_CAPPED.labels("conversion")._value.get()
     client, memory = client_for(("max_per_second: 100", "max_per_second: 3"))
     for _ in range(10):
         client.simulate_get("/conv")
     # Ten refusals in (almost certainly) one second: three kept, seven counted as capped.
     assert len(rejected_events(memory)) in (3, 6)
-    assert metrics.REJECTED_CAPPED._value.get() - capped == 10 - len(rejected_events(memory))
+    assert metrics.REJECTED_CAPPED.labels("conversion")._value.get() - capped == 10 - len(
+        rejected_events(memory)
+    )
     client, memory = client_for(("sample_rate: 1.0", "sample_rate: 0.0"))
     client.simulate_get("/conv")
     assert rejected_events(memory) == []

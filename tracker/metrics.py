@@ -29,6 +29,7 @@ REJECTED = Counter(
 REJECTED_CAPPED = Counter(
     "tracker_rejected_stream_capped_total",
     "Sampled refusals left out of the rejected-requests stream by its per-second cap",
+    ["path"],
 )
 EVENTS = Counter("tracker_events_total", "Events handed to collectors", ["event_type"])
 DROPPED = Counter(

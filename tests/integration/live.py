@@ -210,6 +210,19 @@ def request(
             conn.close()
 
 
+def raw(port: int, data: bytes, timeout: float = 10) -> int | None:
+    """Send raw bytes; return the status code, or None if the server closed without one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    if not reply.startswith(b"HTTP/1."):
+        return None
+    return int(reply.split(b" ", 2)[1])
+
+
 def send_all(port: int, requests: list[tuple], threads: int = 4) -> list[tuple[int, dict, bytes]]:
     """Send ``(method, target, body, headers)`` requests over keep-alive connections."""
 

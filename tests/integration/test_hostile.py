@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import random
-import socket
 
 import pytest
 
+from tests.integration.live import raw
+
 pytestmark = [pytest.mark.integration]
-
-
-def raw(port: int, data: bytes) -> int | None:
-    """Send raw bytes; return the status code, or None if the server closed without one."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-    if not reply.startswith(b"HTTP/1."):
-        return None
-    return int(reply.split(b" ", 2)[1])
 
 
 CASES = {
