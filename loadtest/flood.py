@@ -54,8 +54,8 @@ class Summary:
     statuses: Counter = field(default_factory=Counter)
     dropped: int = 0
 
-    def figures(self, seconds: float) -> dict:
-        """Return the counts and latency percentiles in milliseconds."""
+    def figures(self, elapsed: float) -> dict:
+        """Return the counts, the rates over ``elapsed`` seconds and latency percentiles in ms."""
         ordered = sorted(self.latencies)
 
         def pct(p: float) -> float | None:
@@ -68,7 +68,8 @@ class Summary:
         return {
             "sent": self.sent,
             "answered": len(ordered),
-            "rate": round(self.sent / seconds, 1),
+            "sent_per_s": round(self.sent / elapsed, 1),
+            "answered_per_s": round(len(ordered) / elapsed, 1),
             "dropped": self.dropped,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "p50_ms": pct(0.50),
@@ -145,7 +146,7 @@ async def run(
         schedules[i % connections].append((start + i / rate, request_bytes(rng.choice(targets))))
     summary = Summary()
     await asyncio.gather(*(connection(host, port, s, summary) for s in schedules))
-    return summary.figures(seconds)
+    return summary.figures(time.monotonic() - start)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import falcon.testing
 import pytest
 
@@ -74,6 +77,22 @@ def test_a_refusal_reaches_the_stream_without_ip_or_cookies_and_values_cut():
     }
     assert "198.51.100" not in event.to_json().decode()
     assert "secret-cookie" not in event.to_json().decode()
+
+
+def test_the_doc_s_example_is_what_the_stream_receives():
+    (example,) = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "rejected.md").read_text(), re.S)
+    client, memory = client_for()
+    client.simulate_get(
+        "/imp",
+        query_string="crid=cr1",
+        headers={
+            "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+            "Referer": "https://pub.example/page?article=42",
+        },
+    )
+    (event,) = rejected_events(memory)
+    assert event.dimensions == json.loads(example)
 
 
 def test_refusals_before_routing_and_batch_items_reach_the_stream():
