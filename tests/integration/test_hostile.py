@@ -49,6 +49,20 @@ CASES = {
         400,
     ),
     "method": (b"DELETE /imp HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    # The price error quotes the value into X-Tracker-Error: escaped, never dropped.
+    "non_latin1_error_header": (
+        b"GET /imp?cid=c1&price=%E2%82%AC HTTP/1.1\r\nHost: x\r\n\r\n",
+        200,
+    ),
+    "line_break_error_header": (
+        b"GET /vast/start?cid=c1&price=%0D%0AX:1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        200,
+    ),
+    "deep_json": (
+        b"POST /win HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 50000\r\n\r\n" + b"[" * 50000,
+        400,
+    ),
     "unknown": (b"GET /wp-login.php HTTP/1.1\r\nHost: x\r\n\r\n", 404),
 }
 
