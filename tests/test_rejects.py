@@ -189,3 +189,14 @@ def test_a_pixel_path_answers_429_not_a_pixel_and_keeps_few_buckets():
     assert [imp("192.0.2.1"), imp("192.0.2.1")] == [200, 429]
     # Two buckets at most: two more clients push 192.0.2.1's out, so it starts afresh.
     assert [imp("192.0.2.2"), imp("192.0.2.3"), imp("192.0.2.1")] == [200, 200, 200]
+
+
+def test_a_malformed_content_length_is_copied_as_sent():
+    config = load_text(SHIPPED, {})
+    tracker, memory = build_app(config)
+    environ = falcon.testing.create_environ("/imp", headers={"Content-Length": "ten"})
+    statuses = []
+    b"".join(tracker.wsgi(environ, lambda status, headers, *exc: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    (event,) = rejected_events(memory)
+    assert event.dimensions["request"]["content_length"] == "ten"

@@ -107,11 +107,16 @@ def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
         "method": req.method,
         "path": req.path[:limit],
         "query": copy_values(req.params, limit),
-        "user_agent": None if req.user_agent is None else req.user_agent[:limit],
+        "user_agent": _cut(req.user_agent, limit),
         "referer": referer,
-        "content_type": None if req.content_type is None else req.content_type[:limit],
-        "content_length": req.content_length,
+        "content_type": _cut(req.content_type, limit),
+        # As sent: Falcon's content_length raises on a malformed header.
+        "content_length": _cut(req.env.get("CONTENT_LENGTH"), limit),
     }
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]
 
 
 def copy_values(values: dict[str, Any], limit: int) -> dict[str, Any]:
