@@ -33,7 +33,7 @@ def client_for(environ: dict[str, str] | None = None, replace: tuple[str, str] |
     text = (ROOT / "config" / "tracker.yaml").read_text()
     if replace is not None:
         assert replace[0] in text
-        text = text.replace(*replace)
+        text = text.replace(*replace, 1)
     tracker, memory = build_app(load_text(text, environ or {}))
     return falcon.testing.TestClient(tracker.wsgi), memory
 
