@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from tracker.adtech import signing
+from tracker.adtech import clickurl, signing
 
 #: Sent with every request: a desktop Chrome, so the bot filter does not flag it.
 BROWSER = (
@@ -105,7 +105,7 @@ _SIGNER = signing.UrlSigner(signing.parse_keys(CLICK_KEYS))
 def click(i: int) -> Request:
     """``/click`` signed as ``tracker sign-url`` signs it (the tracker verifies it)."""
     params = {k: str(v) for k, v in _ad(i).items() if k != "price"}
-    url = signing.build_click_url("http://t/click", LANDING, params, _SIGNER, None, 0)
+    url = clickurl.build_click_url("http://t/click", LANDING, params, _SIGNER, None, 0)
     return Request("GET", url.removeprefix("http://t"))
 
 
