@@ -248,7 +248,13 @@ def test_health_ready_and_metrics(default_app):
     assert client.simulate_get("/readyz").json == {
         "status": "ready",
         "unhealthy": [],
-        "collectors": {"kafka": "ok", "rejected": "ok", "log": "ok", "banker": "ok", "partner": "ok"},
+        "collectors": {
+            "kafka": "ok",
+            "rejected": "ok",
+            "log": "ok",
+            "banker": "ok",
+            "partner": "ok",
+        },
     }
     memory["log"].is_healthy = False
     ready = client.simulate_get("/readyz")
@@ -256,7 +262,13 @@ def test_health_ready_and_metrics(default_app):
     assert ready.json == {
         "status": "unavailable",
         "unhealthy": ["log"],
-        "collectors": {"kafka": "ok", "rejected": "ok", "log": "unhealthy", "banker": "ok", "partner": "ok"},
+        "collectors": {
+            "kafka": "ok",
+            "rejected": "ok",
+            "log": "unhealthy",
+            "banker": "ok",
+            "partner": "ok",
+        },
     }
     client.simulate_get("/imp", params={"cid": "metric-check"})
     text = client.simulate_get("/metrics").text
