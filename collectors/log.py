@@ -78,8 +78,8 @@ class LogCollector(Collector):
             metrics.FAILED.labels(self.name, "write").inc()
             log.exception("log collector %s could not write event %s", self.name, event.id)
             return
-        metrics.COLLECTED.labels(self.name).inc()
-        metrics.DELIVERED.labels(self.name).inc()
+        metrics.inc(metrics.COLLECTED, self.name)
+        metrics.inc(metrics.DELIVERED, self.name)
 
     def close(self, timeout: float) -> int:
         """Close the file; every line is already written."""

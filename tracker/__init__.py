@@ -11,8 +11,9 @@ The plugin API, the only part of ``tracker`` a collector or preprocessor
 - :mod:`tracker.metrics`: the collector-agnostic counters (``COLLECTED``,
   ``DELIVERED``, ``FAILED``, ``SPOOLED``, ``REPLAYED``, ``SPOOL_BYTES``,
   ``SPOOL_AGE``, ``SPOOL_DAMAGED``, ``SINK_UP``), each labelled by the
-  collector's block name; a plugin defines any metric of its own in its own
-  module.
+  collector's block name, and ``inc``, which counts on the request path
+  without ``labels()``'s per-call cost; a plugin defines any metric of its
+  own in its own module.
 
 Everything else (``tracker.config``, ``tracker.http``, ``tracker.adtech``,
 ``tracker.intake``...) is internal and may change. The package is laid out

@@ -77,8 +77,8 @@ class Rejected(Exception):
 
 def count_rejection(path: str, reason: str) -> None:
     """Count one refusal of ``path`` (or :data:`REQUEST_LABEL`) for ``reason``."""
-    metrics.REQUESTS.labels(path, "rejected").inc()
-    metrics.REJECTED.labels(path, reason).inc()
+    metrics.inc(metrics.REQUESTS, path, "rejected")
+    metrics.inc(metrics.REJECTED, path, reason)
 
 
 class Intake:
@@ -132,5 +132,5 @@ class Intake:
             (a durable path could not make the event safe).
         """
         outcome = self.pipeline.dispatch(self.route, event)
-        metrics.REQUESTS.labels(self.path.name, outcome).inc()
+        metrics.inc(metrics.REQUESTS, self.path.name, outcome)
         return outcome

@@ -10,6 +10,7 @@ tests, ``tracker`` CLI) the counters are plain in-process ones.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
 REQUESTS = Counter(
     "tracker_requests_total", "Tracking requests by path and outcome", ["path", "outcome"]
@@ -77,6 +79,24 @@ SINK_UP = Gauge(
     ["collector"],
     multiprocess_mode="livemin",
 )
+
+
+_CHILDREN: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def inc(metric: MetricWrapperBase, *labels: str, amount: float = 1) -> None:
+    """Add ``amount`` to the child of ``metric`` with ``labels``.
+
+    ``metric.labels(...)`` validates and converts every label value under a
+    lock on each call, about three times the cost of the increment itself;
+    the child is looked up there once and then reused from a plain dict.
+    Prefer this to ``metric.labels(...).inc()`` on the request path.
+    """
+    key = (metric, labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    child.inc(amount)
 
 
 def exposition() -> tuple[bytes, str]:

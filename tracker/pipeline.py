@@ -119,10 +119,10 @@ class Pipeline:
         for preprocessor in route.preprocessors:
             result = preprocessor.process(event)
             if result is None:
-                metrics.DROPPED.labels(preprocessor.name).inc()
+                metrics.inc(metrics.DROPPED, preprocessor.name)
                 return DROPPED
             event = result
-        metrics.EVENTS.labels(event.type).inc()
+        metrics.inc(metrics.EVENTS, event.type)
         if route.delivery.mode == "durable":
             timeout = route.delivery.timeout
             safe = [self._deliver(c, f(event) if f else event, timeout) for c, f in route.targets]

@@ -55,7 +55,7 @@ class BatchResource:
             )
         context = self.context(req)
         results = [self.item(i, item, context, req) for i, item in enumerate(items)]
-        metrics.REQUESTS.labels(self.path.name, ACCEPTED).inc()
+        metrics.inc(metrics.REQUESTS, self.path.name, ACCEPTED)
         resp.media = {"results": results}
 
     def item(
