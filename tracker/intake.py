@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from tracker import metrics
 from tracker.adtech import openrtb
 from tracker.config import PathConfig
-from tracker.event import Event
+from tracker.event import Event, new_id
 from tracker.fields import EventMapper, Lookup, build_schema, gather
 from tracker.pipeline import Pipeline
 
@@ -112,17 +112,15 @@ class Intake:
     def build(self, values: dict[str, Any], context: dict[str, Any]) -> Event:
         """Build the event from validated values; the id is derived when the path says so."""
         dimensions, event_metrics = self.mapper.parts(values)
-        event = Event(
+        derived = self.mapper.event_id(values)
+        return Event(
             type=self.path.event_type,
             path=self.path.name,
             dimensions=dimensions,
             metrics=event_metrics,
             context=context,
+            id=new_id() if derived is None else derived,
         )
-        derived = self.mapper.event_id(values)
-        if derived is not None:
-            event.id = derived
-        return event
 
     def dispatch(self, event: Event) -> str:
         """Hand the event to the pipeline and count the outcome.

@@ -10,7 +10,7 @@ import falcon
 
 from tracker.adtech.consent import may_store_identifier
 from tracker.config import UserCookieConfig
-from tracker.event import Event
+from tracker.event import Event, new_id
 from tracker.http import responses
 from tracker.http.clicks import Redirector
 from tracker.http.extract import ContextReader, read_body, request_lookup
@@ -79,7 +79,7 @@ class TrackingResource:
         if not decision.allowed:
             return
         cookie = self.user_cookie
-        user_id = _valid_uuid(req.cookies.get(cookie.name)) or str(uuid.uuid4())
+        user_id = _valid_uuid(req.cookies.get(cookie.name)) or new_id()
         event.dimensions["user_id"] = user_id
         resp.set_cookie(
             cookie.name,
