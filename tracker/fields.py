@@ -19,6 +19,7 @@ from tracker.adtech import openrtb
 from tracker.adtech.pricecrypto import PriceCrypto
 from tracker.config.model import FieldConfig, PathConfig
 from tracker.config.schemas import STRUCTURED
+from tracker.validation import Checks, Validated
 
 #: ``lookup(source, key)`` returns the raw value, or ``None`` when absent.
 Lookup = Callable[[str, str], Any]
@@ -26,7 +27,7 @@ Lookup = Callable[[str, str], Any]
 MICROS = Decimal(1_000_000)
 
 
-class Micros(fields.Field):
+class Micros(Validated, fields.Field):
     """A decimal amount (``"1.25"``) loaded as integer micro-units (``1250000``).
 
     Money never travels as a float: the text is parsed as a :class:`Decimal`,
@@ -63,7 +64,7 @@ class Micros(fields.Field):
         return int(micros.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-class AuctionPrice(fields.Field):
+class AuctionPrice(Validated, fields.Field):
     """An OpenRTB clearing price (``${AUCTION_PRICE}``), clear or encrypted.
 
     Loads to :class:`tracker.openrtb.Price`; references read its attributes:
@@ -91,7 +92,7 @@ class AuctionPrice(fields.Field):
         return price
 
 
-class LossReason(fields.Integer):
+class LossReason(Validated, fields.Integer):
     """An OpenRTB loss reason code (``${AUCTION_LOSS}``); ``name`` reads its name."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -114,7 +115,7 @@ def _no_macro(value: str) -> None:
         raise ValidationError(_macro_message(macro))
 
 
-class FiniteFloat(fields.Float):
+class FiniteFloat(Validated, fields.Float):
     """A float that refuses NaN and infinities."""
 
     def __init__(self, **kwargs):
@@ -131,7 +132,7 @@ def _validators(spec: FieldConfig) -> list:
         validators.append(validate.Regexp(spec.pattern, error="Does not match {regex}."))
     if spec.choices is not None:
         validators.append(validate.OneOf(spec.choices))
-    return validators
+    return [Checks(spec, validators)] if validators else []
 
 
 def _price(spec: FieldConfig, **common: Any) -> fields.Field:
@@ -140,11 +141,23 @@ def _price(spec: FieldConfig, **common: Any) -> fields.Field:
     )
 
 
+class String(Validated, fields.String):
+    """A string field of a request."""
+
+
+class Integer(Validated, fields.Integer):
+    """An integer field of a request (``"3"`` loads as 3)."""
+
+
+class Boolean(Validated, fields.Boolean):
+    """A boolean field of a request."""
+
+
 _CONSTRUCTORS: dict[str, Callable[..., fields.Field]] = {
-    "string": lambda spec, **common: fields.String(**common),
-    "integer": lambda spec, **common: fields.Integer(strict=False, **common),
+    "string": lambda spec, **common: String(**common),
+    "integer": lambda spec, **common: Integer(strict=False, **common),
     "float": lambda spec, **common: FiniteFloat(**common),
-    "boolean": lambda spec, **common: fields.Boolean(**common),
+    "boolean": lambda spec, **common: Boolean(**common),
     "micros": lambda spec, **common: Micros(minimum=spec.min, maximum=spec.max, **common),
     "auction_price": _price,
     "loss_reason": lambda spec, **common: LossReason(strict=False, **common),

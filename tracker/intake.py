@@ -21,6 +21,7 @@ from tracker.config import PathConfig
 from tracker.event import Event, new_id
 from tracker.fields import EventMapper, Lookup, build_schema, gather
 from tracker.pipeline import Pipeline
+from tracker.validation import Loader
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -84,13 +85,15 @@ def count_rejection(path: str, reason: str) -> None:
 class Intake:
     """Validate one path's fields, build its event and hand it to the pipeline.
 
-    Everything is compiled at start-up: the marshmallow schema, the mapping
+    Everything is compiled at start-up: the marshmallow schema (loaded
+    through :class:`~tracker.validation.Loader`), the mapping
     onto dimensions and metrics, and the resolved route of plugins.
     """
 
     def __init__(self, path: PathConfig, pipeline: Pipeline) -> None:
         self.path = path
         self.schema = build_schema(path)
+        self.loader = Loader(self.schema)
         self.mapper = EventMapper(path)
         self.pipeline = pipeline
         self.route = pipeline.route(path.preprocessors, path.collectors, path.delivery)
@@ -99,7 +102,7 @@ class Intake:
         """Gather and validate the path's fields, or raise :class:`Rejected`."""
         raw = gather(self.path, lookup)
         try:
-            return self.schema.load(raw)
+            return self.loader.load(raw)
         except ValidationError as ex:
             macro = any(isinstance(v, str) and openrtb.unsubstituted_macro(v) for v in raw.values())
             raise Rejected(
