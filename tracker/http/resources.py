@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import Any
@@ -19,6 +20,10 @@ from tracker.pipeline import ACCEPTED, UNSAFE
 
 log = logging.getLogger(__name__)
 
+#: Distinct consent signals (gdpr, TC string, us_privacy, gpp, gpp_sid) whose
+#: decision is remembered per path.
+CONSENT_CACHE_SIZE = 1024
+
 
 class TrackingResource:
     """Turn requests to one configured path into events.
@@ -35,6 +40,15 @@ class TrackingResource:
         self.path = path = intake.path
         self.context = context
         self.user_cookie = user_cookie
+        self.cookie_attributes = cookie_attributes(user_cookie)
+        # Consent strings repeat across requests; decoding a TC string costs ~6 us.
+        self.consent = functools.lru_cache(maxsize=CONSENT_CACHE_SIZE)(
+            functools.partial(
+                may_store_identifier,
+                require_signal=user_cookie.require_consent_signal,
+                vendor_id=user_cookie.vendor_id,
+            )
+        )
         redirect = path.response.redirect
         self.redirector = Redirector(redirect) if redirect else None
         self.respond = {
@@ -67,30 +81,42 @@ class TrackingResource:
         self, req: falcon.Request, resp: falcon.Response, values: dict[str, Any], event: Event
     ) -> None:
         """Put the user id in the event and refresh its cookie, only with consent."""
-        decision = may_store_identifier(
+        decision = self.consent(
             values.get("gdpr"),
             values.get("gdpr_consent"),
             values.get("us_privacy"),
             values.get("gpp"),
             values.get("gpp_sid"),
-            require_signal=self.user_cookie.require_consent_signal,
-            vendor_id=self.user_cookie.vendor_id,
         )
         if not decision.allowed:
             return
-        cookie = self.user_cookie
-        user_id = _valid_uuid(req.cookies.get(cookie.name)) or new_id()
+        name = self.user_cookie.name
+        user_id = _valid_uuid(req.cookies.get(name)) or new_id()
         event.dimensions["user_id"] = user_id
-        resp.set_cookie(
-            cookie.name,
-            user_id,
-            max_age=cookie.max_age,
-            domain=cookie.domain,
-            path="/",
-            secure=True,
-            http_only=True,
-            same_site="None",
-        )
+        # A canonical UUID needs no quoting: the header is Falcon's own text
+        # (see cookie_attributes) without building a cookie jar per request.
+        resp.append_header("Set-Cookie", f"{name}={user_id}{self.cookie_attributes}")
+
+
+def cookie_attributes(cookie: UserCookieConfig) -> str:
+    """Return what follows ``name=value`` in the user cookie's ``Set-Cookie`` header.
+
+    Rendered once by Falcon's own :meth:`~falcon.Response.set_cookie`, so the
+    header is exactly what it would write.
+    """
+    scratch = falcon.Response()
+    scratch.set_cookie(
+        cookie.name,
+        "v",
+        max_age=cookie.max_age,
+        domain=cookie.domain,
+        path="/",
+        secure=True,
+        http_only=True,
+        same_site="None",
+    )
+    ((_, header),) = scratch._wsgi_headers()
+    return header.removeprefix(f"{cookie.name}=v")
 
 
 def unavailable(path: str, event: Event, retry_after: int) -> falcon.HTTPServiceUnavailable:
