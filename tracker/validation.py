@@ -11,9 +11,8 @@ for every value, the unknown-key scan). Three pieces, each exact:
   a value that breaks one goes through the validators themselves.
 - :class:`Validated`: a field that runs its one :class:`Checks` without an
   ``And`` around it.
-- :class:`Loader`: the fields called in turn for a valid request; the first
-  error hands the request to ``Schema.load``, which reports every error of
-  the request exactly as before.
+- :class:`Loader`: the fields called in turn, their errors gathered as
+  ``Schema.load`` gathers them.
 """
 
 from __future__ import annotations
@@ -88,12 +87,12 @@ class Validated:
 class Loader:
     """Load a request's raw values with a path's marshmallow schema.
 
-    For a request without errors the result is ``schema.load(raw)``'s: each
-    field deserialises its raw value or ``missing`` (so defaults and
-    ``required`` apply as in the schema), and what is not ``missing`` is kept.
-    The first error, or a key the schema does not declare, hands the request
-    to ``schema.load``, which raises the :class:`~marshmallow.ValidationError`
-    with every field's messages.
+    The result is ``schema.load(raw)``'s: each field deserialises its raw
+    value or ``missing`` (so defaults and ``required`` apply as in the
+    schema), and what is not ``missing`` is kept; a field's error is kept
+    under its name and all of them are raised together, in field order, as
+    the schema raises them (a refused request costs no second pass). A key
+    the schema does not declare hands the request to ``schema.load``.
     """
 
     def __init__(self, schema: Schema) -> None:
@@ -106,11 +105,15 @@ class Loader:
         if not self.names.issuperset(raw):
             return self.schema.load(raw)
         values: dict[str, Any] = {}
-        try:
-            for name, field in self.fields:
+        errors: dict[str, Any] = {}
+        for name, field in self.fields:
+            try:
                 value = field.deserialize(raw.get(name, missing), name, raw)
-                if value is not missing:
-                    values[name] = value
-        except ValidationError:
-            return self.schema.load(raw)
+            except ValidationError as ex:
+                errors[name] = ex.messages
+                continue
+            if value is not missing:
+                values[name] = value
+        if errors:
+            raise ValidationError(errors, data=raw, valid_data=values)
         return values
