@@ -2,9 +2,10 @@
 
 A :class:`~tracker.intake.Rejected` raised anywhere on the request path (the
 request limits, the body reader, validation, a click's landing-URL checks)
-reaches :class:`RejectionHandler`, which counts it, logs it and answers it as
-its path is configured to: a titled 4xx with the reason and field errors, the
-pixel with the reason in a header, or the click's fallback redirect. Anything
+reaches :class:`RejectionHandler`, which counts it, logs it (sampled: see
+:class:`SampledLog`) and answers it as its path is configured to: a titled
+4xx with the reason and field errors, the pixel with the reason in a header,
+or the click's fallback redirect. Anything
 unexpected is logged with its traceback and answered with a titled 500, which
 a test treats as a bug.
 """
@@ -12,7 +13,8 @@ a test treats as a bug.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import falcon
@@ -60,7 +62,13 @@ class RejectionHandler:
     the fallback redirect, so that the client sees the limit.
     """
 
-    def __init__(self, paths: Iterable[PathConfig], stream: RejectedStream | None = None) -> None:
+    def __init__(
+        self,
+        paths: Iterable[PathConfig],
+        stream: RejectedStream | None = None,
+        sampled_log: SampledLog | None = None,
+    ) -> None:
+        self.log = sampled_log or SampledLog()
         self.paths = {path.route: path for path in paths}
         self.stream = stream
         self.fallbacks = {
@@ -74,13 +82,7 @@ class RejectionHandler:
         path = self.paths.get(req.uri_template)
         label = path.name if path is not None else REQUEST_LABEL
         count_rejection(label, ex.reason)
-        log.info(
-            "rejected %s %s: %s",
-            req.method,
-            label,
-            ex.summary(),
-            extra={"path": label, "reason": ex.reason, "errors": ex.errors},
-        )
+        self.log(req.method, label, ex)
         if self.stream is not None:
             self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
         if path is None or ex.retry_after is not None:
@@ -94,6 +96,50 @@ class RejectionHandler:
             resp.set_header(responses.ERROR_HEADER, ex.summary())
             return
         raise RejectedError(ex)
+
+
+class SampledLog:
+    """Log rejections at INFO, at most ``per_second`` lines a second.
+
+    Every rejection is counted in the metrics; the log only samples them, so a
+    flood of bad requests (a broken integration, a scanner) cannot make the
+    tracker spend its time writing log lines. The first rejections of each
+    second are logged; the line after a quiet spell says, in ``suppressed``,
+    how many were left out since the previous line.
+    """
+
+    def __init__(self, per_second: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.clock = clock
+        self.window_end = 0.0
+        self.left = 0
+        self.suppressed = 0
+
+    def __call__(self, method: str, label: str, ex: Rejected) -> None:
+        """Log the rejection of a ``method`` request to ``label``, unless over the rate."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        now = self.clock()
+        if now >= self.window_end:
+            self.window_end = now + 1.0
+            self.left = self.per_second
+        if self.left <= 0:
+            self.suppressed += 1
+            return
+        self.left -= 1
+        suppressed, self.suppressed = self.suppressed, 0
+        log.info(
+            "rejected %s %s: %s",
+            method,
+            label,
+            ex.summary(),
+            extra={
+                "path": label,
+                "reason": ex.reason,
+                "errors": ex.errors,
+                "suppressed": suppressed,
+            },
+        )
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
