@@ -19,6 +19,7 @@ from tracker.adtech import openrtb
 from tracker.adtech.pricecrypto import PriceCrypto
 from tracker.config.model import FieldConfig, PathConfig
 from tracker.config.schemas import STRUCTURED
+from tracker.event import name_id
 from tracker.validation import Checks, Validated
 
 #: ``lookup(source, key)`` returns the raw value, or ``None`` when absent.
@@ -277,4 +278,4 @@ class EventMapper:
                 return None
             parts.append(str(value))
         parts.extend("" if values.get(name) is None else str(values[name]) for name in self.id_with)
-        return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+        return name_id(EVENT_ID_NAMESPACE, "\x1f".join(parts))
