@@ -97,7 +97,10 @@ class Loader:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.fields = tuple(schema.load_fields.items())
+        self.fields = tuple(
+            (name, field, not field.required and field.load_default is missing)
+            for name, field in schema.load_fields.items()
+        )
         self.names = frozenset(schema.load_fields)
 
     def load(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +109,12 @@ class Loader:
             return self.schema.load(raw)
         values: dict[str, Any] = {}
         errors: dict[str, Any] = {}
-        for name, field in self.fields:
+        for name, field, optional in self.fields:
+            raw_value = raw.get(name, missing)
+            if raw_value is missing and optional:
+                continue  # what deserialize() returns for it: missing, dropped below
             try:
-                value = field.deserialize(raw.get(name, missing), name, raw)
+                value = field.deserialize(raw_value, name, raw)
             except ValidationError as ex:
                 errors[name] = ex.messages
                 continue
