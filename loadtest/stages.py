@@ -80,8 +80,8 @@ class Stages:
         raw = gather(intake.path, request_lookup(req, self.params, {}))
         context = r.context(req)
         t = self._lap("extract and gather fields, request context", t, clock)
-        values = intake.schema.load(raw)
-        t = self._lap("marshmallow load", t, clock)
+        values = intake.loader.load(raw)
+        t = self._lap("validation (marshmallow fields via validation.Loader)", t, clock)
         event = intake.build(values, context)
         t = self._lap("event build (dimensions, metrics, ids, time)", t, clock)
         if r.path.user_id:
@@ -90,8 +90,8 @@ class Stages:
         for preprocessor in intake.route.preprocessors:
             event = preprocessor.process(event)
             t = self._lap(f"preprocessor {preprocessor.name}", t, clock)
-        metrics.EVENTS.labels(event.type).inc()
-        metrics.REQUESTS.labels(intake.path.name, "accepted").inc()
+        metrics.inc(metrics.EVENTS, event.type)
+        metrics.inc(metrics.REQUESTS, intake.path.name, "accepted")
         t = self._lap("request and event counters", t, clock)
         for collector, only in intake.route.targets:
             collector.collect(only(event) if only else event)
