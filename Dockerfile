@@ -10,6 +10,9 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- builder: compiles meinheld (no wheel for 3.11) and fills /opt/venv -----------
 FROM ${PYTHON_IMAGE} AS builder
+# The compiler is for this stage only and never reaches the runtime image; pinned
+# Debian versions would break the build at each security update of the base image.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*

