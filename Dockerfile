@@ -23,10 +23,12 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 # Dependencies first, so that a source change does not rebuild meinheld.
 # meinheld's metadata pins greenlet<0.5, which does not build on 3.11: install
-# greenlet>=3 first, then meinheld without its dependencies.
+# greenlet>=3 first, then meinheld without its dependencies, from source with a
+# Server header that names no server (scripts/meinheld.sh).
 COPY constraints.txt ./
+COPY scripts/meinheld.sh ./scripts/
 RUN pip install -c constraints.txt 'greenlet>=3' \
-    && pip install -c constraints.txt --no-deps meinheld==1.0.2
+    && bash scripts/meinheld.sh python
 COPY pyproject.toml setup.cfg setup.py README.md* ./
 COPY tracker ./tracker
 COPY collectors ./collectors

@@ -11,13 +11,14 @@ export TRACKER_BIND ?= 127.0.0.1:8080
 	helm-lint browser bench bench-smoke stages clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
-# greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
-$(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt
+# greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet, built
+# from source with a Server header that names no server (scripts/meinheld.sh).
+$(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt scripts/meinheld.sh
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt 'greenlet>=3'
-	$(BIN)/python -m pip install -q -c constraints.txt --no-deps meinheld==1.0.2
+	bash scripts/meinheld.sh $(BIN)/python
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
