@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {
         "TRACKER_CONFIG": args.config,
         "TRACKER_BIND": args.bind,
+        "TRACKER_ADMIN_BIND": args.admin_bind,
         "TRACKER_WORKERS": args.workers and str(args.workers),
         "TRACKER_WORKER_CLASS": args.worker_class,
     }
@@ -188,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run gunicorn with config/gunicorn.conf.py")
     serve.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
     serve.add_argument("--bind", help="address:port (TRACKER_BIND)")
+    serve.add_argument(
+        "--admin-bind", help="address:port of /metrics (TRACKER_ADMIN_BIND, 127.0.0.1:9090)"
+    )
     serve.add_argument("--workers", type=int, help="worker processes (TRACKER_WORKERS)")
     serve.add_argument("--worker-class", choices=("meinheld", "gthread"))
     serve.set_defaults(func=cmd_serve)
