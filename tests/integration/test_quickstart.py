@@ -28,7 +28,7 @@ EXPECTED = {
     "make install": "",
     "/imp?cid=campaign-1": "200 image/gif",
     "tail tracker-impressions": '"campaign_id": "campaign-1"',
-    "cid=bad%20id": '"reason": "invalid_field"',
+    "cid=bad%20id": "200 invalid_fields",
     "9090/metrics": 'tracker_requests_total{outcome="accepted",path="impression"}',
     "check-config my-tracker.yaml\n": "my-tracker.yaml: OK",
     "plan=pro&ref=newsletter": "204",
@@ -70,6 +70,7 @@ class Session:
             env=self.env,
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=600,
         )
         assert result.returncode == 0, f"{block}\n-> {result.stdout[-3000:]}{result.stderr[-3000:]}"

@@ -23,6 +23,7 @@ from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.limits import ClientLimiter, limited
 from tracker.http.middleware import RequestLimits
+from tracker.http.openapi import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake import Intake, Rejected
@@ -83,6 +84,7 @@ class Tracker:
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", AdminRoute(MetricsResource(), admin_port))
+        self.wsgi.add_route("/openapi.json", OpenApiResource(config))
 
     def open(self) -> None:
         """Open the plugins: once per worker, after the fork."""
