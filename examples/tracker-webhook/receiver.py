@@ -5,6 +5,7 @@ A stand-in for a real endpoint, for trying the plugin out (docs/quickstart.md).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -27,10 +28,9 @@ def main() -> None:
     """Serve on the address given as the only argument."""
     host, _, port = sys.argv[1].rpartition(":")
     print(f"listening on {host}:{port}", flush=True)
-    try:
+    # Ctrl-C ends it quietly.
+    with contextlib.suppress(KeyboardInterrupt):
         HTTPServer((host, int(port)), Receiver).serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
