@@ -176,9 +176,13 @@ class Server:
         """One GET on a new connection."""
         return request(self.port, "GET", target, headers=headers)
 
+    def admin_get(self, target: str) -> tuple[int, dict, bytes]:
+        """One GET on the admin port (``/metrics``), on a new connection."""
+        return request(self.admin_port, "GET", target)
+
     def metric(self, name: str, **labels: str) -> float:
         """Sum a counter or gauge from /metrics over the samples matching ``labels``."""
-        _, _, text = request(self.admin_port, "GET", "/metrics")
+        _, _, text = self.admin_get("/metrics")
         total = 0.0
         for line in text.decode().splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):

@@ -6,8 +6,6 @@ import socket
 
 import pytest
 
-from tests.integration.live import request
-
 pytestmark = pytest.mark.integration
 
 
@@ -19,7 +17,7 @@ def test_metrics_on_the_admin_port_only_and_no_server_name(server_factory, worke
     status, headers, body = server.get("/metrics")
     assert (status, headers["server"], body) == (404, "tracker", b'{"title": "404 Not Found"}')
     assert server.get("/healthz")[0] == 200
-    status, _, body = request(server.admin_port, "GET", "/metrics")
+    status, _, body = server.admin_get("/metrics")
     assert status == 200
     assert b'tracker_requests_total{outcome="accepted",path="impression"}' in body
     # What the HTTP server refuses itself, before the app, names no server either
