@@ -116,9 +116,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_quickstart_runs_as_written(tmp_path, broker):
+    *page_ports, redis_port = free_ports(4)
     ports = {
         f"127.0.0.1:{page}": f"127.0.0.1:{port}"
-        for page, port in zip((8080, 9090, 8099), free_ports(3), strict=True)
+        for page, port in zip((8080, 9090, 8099), page_ports, strict=True)
     }
     env = {
         key: value
@@ -133,6 +134,9 @@ def test_quickstart_runs_as_written(tmp_path, broker):
         KAFKA_PORT=broker.env["KAFKA_PORT"],
         KAFKA_CONTROLLER_PORT=broker.env["KAFKA_CONTROLLER_PORT"],
         KAFKA_DATA_DIR=broker.env["KAFKA_DATA_DIR"],
+        # `make run` starts the clone's own Redis for the banker: on a free port.
+        REDIS_PORT=str(redis_port),
+        TRACKER_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
     )
     session = Session(tmp_path, env, ports)
     outputs: dict[str, str] = {}
@@ -151,6 +155,7 @@ def test_quickstart_runs_as_written(tmp_path, broker):
             time.sleep(0.2)
     finally:
         session.close()
+        subprocess.run(["make", "-s", "redis-down"], cwd=session.cwd, env=env, check=False)
     assert sorted(outputs) == sorted(EXPECTED), "a block named in EXPECTED is gone"
     for key, expected in EXPECTED.items():
         assert expected in outputs[key], f"{key}: {outputs[key]!r}"
