@@ -1,5 +1,5 @@
 # The tracker image: `docker build -t tracker .`, then
-#   docker run --rm -p 8080:8080 -e TRACKER_KAFKA_BOOTSTRAP=broker:9092 tracker
+#   docker run --rm -p 8080:8080 -p 127.0.0.1:9090:9090 -e TRACKER_KAFKA_BOOTSTRAP=broker:9092 tracker
 # It runs as uid 10001 and writes only to /tmp, $PROMETHEUS_MULTIPROC_DIR,
 # $TRACKER_LOG_DIR and $TRACKER_SPOOL_DIR (mount a volume there: see
 # docs/delivery.md), so it also runs with a read-only root filesystem
@@ -10,6 +10,9 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- builder: compiles meinheld (no wheel for 3.11) and fills /opt/venv -----------
 FROM ${PYTHON_IMAGE} AS builder
+# The compiler is for this stage only and never reaches the runtime image; pinned
+# Debian versions would break the build at each security update of the base image.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
@@ -20,10 +23,12 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 # Dependencies first, so that a source change does not rebuild meinheld.
 # meinheld's metadata pins greenlet<0.5, which does not build on 3.11: install
-# greenlet>=3 first, then meinheld without its dependencies.
+# greenlet>=3 first, then meinheld without its dependencies, from source with a
+# Server header that names no server (scripts/meinheld.sh).
 COPY constraints.txt ./
+COPY scripts/meinheld.sh ./scripts/
 RUN pip install -c constraints.txt 'greenlet>=3' \
-    && pip install -c constraints.txt --no-deps meinheld==1.0.2
+    && bash scripts/meinheld.sh python
 COPY pyproject.toml setup.cfg setup.py README.md* ./
 COPY tracker ./tracker
 COPY collectors ./collectors
@@ -45,13 +50,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TRACKER_BIND=0.0.0.0:8080 \
+    TRACKER_ADMIN_BIND=0.0.0.0:9090 \
     TRACKER_GUNICORN_CONF=/app/config/gunicorn.conf.py \
     TRACKER_CONFIG=/app/config/tracker.yaml \
     TRACKER_LOG_DIR=/var/lib/tracker/log \
     TRACKER_SPOOL_DIR=/var/lib/tracker/spool \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 USER 10001:10001
-EXPOSE 8080
+# 8080: tracking paths, /healthz, /readyz; 9090: the admin listener (/metrics).
+EXPOSE 8080 9090
 # For plain Docker; Kubernetes ignores it and uses the chart's probes.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]

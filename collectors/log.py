@@ -19,9 +19,26 @@ log = logging.getLogger(__name__)
 class LogOptions(Schema):
     """Options of the ``log`` collector."""
 
-    path = fields.String(required=True, validate=validate.Length(min=1))
-    max_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1024))
-    backup_count = fields.Integer(load_default=10, validate=validate.Range(min=0))
+    path = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": (
+                "File path. `{pid}` is replaced by the worker's process id: each worker "
+                "writes its own file, because several processes rotating one file would race."
+            )
+        },
+    )
+    max_bytes = fields.Integer(
+        load_default=100 * 1024 * 1024,
+        validate=validate.Range(min=1024),
+        metadata={"description": "Rotate when the file would exceed this size."},
+    )
+    backup_count = fields.Integer(
+        load_default=10,
+        validate=validate.Range(min=0),
+        metadata={"description": "Rotated files kept (`.1` is the newest)."},
+    )
 
 
 class _RotatingFile(RotatingFileHandler):

@@ -13,7 +13,9 @@ from tracker.plugins import Collector
 class MemoryOptions(Schema):
     """Options of the ``memory`` collector."""
 
-    healthy = fields.Boolean(load_default=True)
+    healthy = fields.Boolean(
+        load_default=True, metadata={"description": "What the collector reports to `/readyz`."}
+    )
 
 
 class MemoryCollector(Collector):

@@ -1,6 +1,7 @@
 """gunicorn settings for the tracker; every knob has an environment variable.
 
 TRACKER_BIND           address to listen on            (127.0.0.1:8080)
+TRACKER_ADMIN_BIND     admin listener, /metrics        (127.0.0.1:9090; empty: none)
 TRACKER_WORKERS        worker processes                (number of CPUs)
 TRACKER_WORKER_CLASS   meinheld | gthread              (meinheld)
 TRACKER_THREADS        threads per gthread worker      (4)
@@ -17,6 +18,7 @@ import os
 import shutil
 import tempfile
 
+from tracker.http.admin import admin_bind as _admin_bind
 from tracker.logs import logconfig_dict as _logconfig_dict
 
 WORKER_CLASSES = {
@@ -24,7 +26,8 @@ WORKER_CLASSES = {
     "gthread": "tracker.workers.ThreadWorker",
 }
 
-bind = os.environ.get("TRACKER_BIND", "127.0.0.1:8080")
+# The public port, then the admin listener's (tracker.http.admin): every worker serves both.
+bind = [a for a in (os.environ.get("TRACKER_BIND", "127.0.0.1:8080"), _admin_bind()) if a]
 workers = int(os.environ.get("TRACKER_WORKERS") or os.cpu_count() or 1)
 worker_class = WORKER_CLASSES[os.environ.get("TRACKER_WORKER_CLASS", "meinheld")]
 threads = int(os.environ.get("TRACKER_THREADS", "4"))

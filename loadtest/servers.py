@@ -202,9 +202,13 @@ class TrackerServer(Process):
 
     def __init__(self, config: Path, port: int, workers: int, bootstrap: str, work: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        # /metrics answers on the admin listener only.
+        admin_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{admin_port}"
         self.env = {
             "TRACKER_CONFIG": str(config),
             "TRACKER_BIND": f"127.0.0.1:{port}",
+            "TRACKER_ADMIN_BIND": f"127.0.0.1:{admin_port}",
             "TRACKER_WORKERS": str(workers),
             "TRACKER_WORKER_CLASS": "meinheld",
             "TRACKER_KAFKA_BOOTSTRAP": bootstrap,
@@ -248,7 +252,7 @@ class TrackerServer(Process):
 
     def counters(self) -> dict[tuple[str, str], float]:
         """Return ``tracker_requests_total`` by (path, outcome), summed over the workers."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as resp:
             text = resp.read().decode()
         counts: dict[tuple[str, str], float] = {}
         for family in text_string_to_metric_families(text):

@@ -7,7 +7,8 @@
 # copied into the `config` value, and a few --set variations it runs `helm lint
 # --strict` and `helm template`, then checks with Python + PyYAML that every manifest
 # parses and that the kinds and invariants hold (selectors without the chart version,
-# checksum/config, no `replicas` under an HPA, read-only root with writable emptyDirs
+# checksum/config, no `replicas` under an HPA, probes on the public port, /metrics on
+# an admin ClusterIP Service only, read-only root with writable emptyDirs
 # and the spool volume, optional secretKeyRefs, no secret in the ConfigMap, the
 # shipped config/tracker.yaml verbatim in the ConfigMap by default...). Values that
 # must be refused are tried too, and `helm package` must store config/tracker.yaml
@@ -97,7 +98,7 @@ CASES=()
 add_case() {
     CASES+=("$1|$2|${3:-}")
 }
-add_case default "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount"
+add_case default "ConfigMap Deployment Job PodDisruptionBudget Service Service ServiceAccount"
 for file in "$CHART"/ci/*-values.yaml; do
     [ -e "$file" ] || continue
     kinds=$(sed -n 's/^# kinds: *//p' "$file")
@@ -105,14 +106,14 @@ for file in "$CHART"/ci/*-values.yaml; do
     add_case "ci/$(basename "$file")" "$kinds" "-f $file"
 done
 add_case "--set autoscaling.enabled=true" \
-    "ConfigMap Deployment HorizontalPodAutoscaler Job PodDisruptionBudget Service ServiceAccount" \
+    "ConfigMap Deployment HorizontalPodAutoscaler Job PodDisruptionBudget Service Service ServiceAccount" \
     "--set autoscaling.enabled=true"
 # The spool on another volume source: the default emptyDir must give way.
 add_case "--set spool.volume.hostPath.path=/x" \
-    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service Service ServiceAccount" \
     "--set spool.volume.hostPath.path=/x"
 add_case "--set-json spool.volume=<hostPath>" \
-    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service Service ServiceAccount" \
     '--set-json spool.volume={"hostPath":{"path":"/var/lib/tracker-spool","type":"Directory"}}'
 # The README's recipe for changing the config: config/tracker.yaml copied under `config:`.
 {
@@ -120,7 +121,7 @@ add_case "--set-json spool.volume=<hostPath>" \
     sed 's/^/  /' "$ROOT/config/tracker.yaml"
 } >"$WORK/copied-config-values.yaml"
 add_case "config=<copy of config/tracker.yaml>" \
-    "ConfigMap Deployment Job PodDisruptionBudget Service ServiceAccount" \
+    "ConfigMap Deployment Job PodDisruptionBudget Service Service ServiceAccount" \
     "-f $WORK/copied-config-values.yaml"
 
 names=()
@@ -219,13 +220,15 @@ def env_of(container, secrets=None):
 
 def check_secret_refs(case, what, container, secret_names):
     refs = {}
+    names = ("TRACKER_CLICK_KEYS", "TRACKER_PRICE_ENCRYPTION_KEY", "TRACKER_PRICE_INTEGRITY_KEY")
     for e in container.get("env", []):
         ref = e.get("valueFrom", {}).get("secretKeyRef")
         if ref is None:
             continue
         refs[e["name"]] = ref
-        check(ref.get("optional") is True, case, f"{what}: secretKeyRef {e['name']} not optional")
-    names = ("TRACKER_CLICK_KEYS", "TRACKER_PRICE_ENCRYPTION_KEY", "TRACKER_PRICE_INTEGRITY_KEY")
+        # The chart's own keys are optional; extraEnv's (Kafka credentials) are the user's.
+        if e["name"] in names:
+            check(ref.get("optional") is True, case, f"{what}: secretKeyRef {e['name']} not optional")
     got = [n for n in names if n in refs]
     check(got in ([], list(names)), case, f"{what}: secret variables {got}, not all three")
     for name in got:
@@ -271,12 +274,12 @@ for line in open(sys.argv[1], encoding="utf-8"):
             check(key in doc, case, f"a document has no {key}")
         check(bool(doc.get("metadata", {}).get("name")), case, f"{doc.get('kind')} has no name")
         by_kind.setdefault(doc.get("kind"), []).append(doc)
+    got_kinds = sorted(doc.get("kind") for doc in docs if isinstance(doc, dict))
     check(
-        sorted(by_kind) == sorted(kinds.split()),
+        got_kinds == sorted(kinds.split()),
         case,
-        f"kinds {sorted(by_kind)} != expected {sorted(kinds.split())}",
+        f"kinds {got_kinds} != expected {sorted(kinds.split())}",
     )
-    check(all(len(v) == 1 for v in by_kind.values()), case, "a kind appears twice")
 
     deploy = by_kind.get("Deployment", [None])[0]
     if deploy is None:
@@ -304,9 +307,27 @@ for line in open(sys.argv[1], encoding="utf-8"):
     else:
         check("replicas" in spec, case, "Deployment has no replicas and no HPA")
 
-    service = by_kind["Service"][0]
-    check_selector(case, "Service", service["spec"]["selector"], chart_version)
-    check(is_subset(service["spec"]["selector"], pod_labels), case, "Service misses the pods")
+    services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
+    name = deploy["metadata"]["name"]
+    service, admin_service = services.get(name), services.get(name + "-admin")
+    check(service and admin_service, case, f"Services {sorted(services)}, not {name}(-admin)")
+    if not (service and admin_service):
+        continue
+    for svc in (service, admin_service):
+        check_selector(case, "Service", svc["spec"]["selector"], chart_version)
+        check(is_subset(svc["spec"]["selector"], pod_labels), case, "Service misses the pods")
+    # The admin port (/metrics) is never behind the public Service or a load balancer.
+    check(
+        [p["targetPort"] for p in service["spec"]["ports"]] == ["http"],
+        case,
+        f"the public Service targets {service['spec']['ports']}, not http alone",
+    )
+    check(
+        admin_service["spec"]["type"] == "ClusterIP"
+        and [p["targetPort"] for p in admin_service["spec"]["ports"]] == ["admin"],
+        case,
+        "the admin Service is not a ClusterIP Service of the admin port alone",
+    )
     for job in by_kind.get("Job", []):
         job_labels = job["spec"]["template"]["metadata"]["labels"]
         check(
@@ -324,7 +345,14 @@ for line in open(sys.argv[1], encoding="utf-8"):
     for monitor in by_kind.get("ServiceMonitor", []):
         labels = monitor["spec"]["selector"]["matchLabels"]
         check_selector(case, "ServiceMonitor", labels, chart_version)
-        check(is_subset(labels, service["metadata"]["labels"]), case, "ServiceMonitor misses")
+        check(
+            is_subset(labels, admin_service["metadata"]["labels"])
+            and not is_subset(labels, service["metadata"]["labels"]),
+            case,
+            "the ServiceMonitor does not select the admin Service alone",
+        )
+        ports = [e.get("port") for e in monitor["spec"]["endpoints"]]
+        check(ports == ["admin"], case, f"the ServiceMonitor scrapes ports {ports}, not admin")
 
     # Security and the writable places of a read-only root filesystem.
     podspec = pod["spec"]
@@ -358,8 +386,18 @@ for line in open(sys.argv[1], encoding="utf-8"):
         "runAsNonRoot not set",
     )
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        got = container.get(probe, {}).get("httpGet", {}).get("path")
-        check(got == path, case, f"{probe} path is {got}, not {path}")
+        got = container.get(probe, {}).get("httpGet", {})
+        check(got.get("path") == path, case, f"{probe} path is {got.get('path')}, not {path}")
+        # Probes go to the port traffic goes to: a worker that stops serving it fails them.
+        check(got.get("port") == "http", case, f"{probe} port is {got.get('port')}, not http")
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    check(sorted(ports) == ["admin", "http"], case, f"container ports {sorted(ports)}")
+    check(
+        env.get("TRACKER_BIND") == f"0.0.0.0:{ports.get('http')}"
+        and env.get("TRACKER_ADMIN_BIND") == f"0.0.0.0:{ports.get('admin')}",
+        case,
+        "TRACKER_BIND / TRACKER_ADMIN_BIND do not match the container ports",
+    )
     volumes = {v["name"]: v for v in podspec.get("volumes", [])}
     empty_dirs = {name for name, v in volumes.items() if "emptyDir" in v}
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}

@@ -17,11 +17,13 @@ def fixture_config(name: str, environ: dict[str, str] | None = None) -> Config:
     return load_file(FIXTURES / f"{name}.yaml", environ or {})
 
 
-def build_app(config: Config) -> tuple[Tracker, dict[str, MemoryCollector]]:
+def build_app(
+    config: Config, admin_port: int | None = None
+) -> tuple[Tracker, dict[str, MemoryCollector]]:
     """Build the app with every configured collector replaced by a memory collector."""
     memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
     filters = {name: p.filter for name, p in config.collectors.items()}
-    tracker = Tracker(config, Pipeline(memory, preprocessors, filters))
+    tracker = Tracker(config, Pipeline(memory, preprocessors, filters), admin_port)
     tracker.open()
     return tracker, memory

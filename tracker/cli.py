@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {
         "TRACKER_CONFIG": args.config,
         "TRACKER_BIND": args.bind,
+        "TRACKER_ADMIN_BIND": args.admin_bind,
         "TRACKER_WORKERS": args.workers and str(args.workers),
         "TRACKER_WORKER_CLASS": args.worker_class,
     }
@@ -149,6 +150,24 @@ def _pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Write the generated documents into ``--dir``, or with ``--check`` report stale ones."""
+    from tracker.docs import generated
+
+    stale = []
+    for name, text in generated(args.config).items():
+        path = Path(args.dir) / name
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    for path in stale:
+        print(f"{path} is stale: run `make docs` (tracker docs) and commit it", file=sys.stderr)
+    return 1 if stale else 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print the events in a Kafka topic, one JSON document per line."""
     from confluent_kafka import Consumer, KafkaError
@@ -188,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run gunicorn with config/gunicorn.conf.py")
     serve.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
     serve.add_argument("--bind", help="address:port (TRACKER_BIND)")
+    serve.add_argument(
+        "--admin-bind", help="address:port of /metrics (TRACKER_ADMIN_BIND, 127.0.0.1:9090)"
+    )
     serve.add_argument("--workers", type=int, help="worker processes (TRACKER_WORKERS)")
     serve.add_argument("--worker-class", choices=("meinheld", "gthread"))
     serve.set_defaults(func=cmd_serve)
@@ -239,6 +261,16 @@ def parser() -> argparse.ArgumentParser:
     tag.add_argument("--config", help="config file (default: TRACKER_CONFIG)")
     tag.add_argument("--print", action="store_true", help="print the minified tag instead")
     tag.set_defaults(func=cmd_tag)
+
+    docs = sub.add_parser(
+        "docs", help="generate docs/config.md and docs/openapi.yaml from the schemas"
+    )
+    docs.add_argument("--dir", default="docs", help="where they go (docs)")
+    docs.add_argument(
+        "--config", default="config/tracker.yaml", help="the config the API document describes"
+    )
+    docs.add_argument("--check", action="store_true", help="only fail if a file is stale")
+    docs.set_defaults(func=cmd_docs)
 
     tail = sub.add_parser("tail", help="print the events in a Kafka topic")
     tail.add_argument("topic")

@@ -17,6 +17,7 @@ import signal
 import threading
 from typing import Any
 
+from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker as StockThreadWorker
 from meinheld import server
@@ -133,7 +134,16 @@ class MeinheldWorker(StockMeinheldWorker):
 
 
 class ThreadWorker(StockThreadWorker):
-    """gunicorn's ``gthread`` worker with the same drain on SIGTERM as :class:`MeinheldWorker`."""
+    """gunicorn's ``gthread`` worker with the same drain on SIGTERM as :class:`MeinheldWorker`.
+
+    Its answers say ``Server: tracker``, as meinheld's do (scripts/meinheld.sh):
+    gunicorn takes the value from a module global and ignores the app's header.
+    """
+
+    def init_process(self) -> None:
+        """Name no server in the ``Server`` header, then serve."""
+        gunicorn_wsgi.SERVER = "tracker"
+        super().init_process()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Drain, then stop accepting and finish in-flight requests."""

@@ -15,53 +15,252 @@ def _check_url(value: str) -> None:
 class BudgetTopic(Schema):
     """Where the banker announces exhausted budgets (confluent-kafka)."""
 
-    bootstrap_servers = fields.String(required=True, validate=validate.Length(min=1))
-    topic = fields.String(load_default="tracker-budget", validate=validate.Length(min=1, max=249))
-    producer = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
-    partitions = fields.Integer(load_default=3, validate=validate.Range(min=1))
-    replication_factor = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    bootstrap_servers = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "Brokers of the budget topic."},
+    )
+    topic = fields.String(
+        load_default="tracker-budget",
+        validate=validate.Length(min=1, max=249),
+        metadata={"description": "Topic where an exhausted budget is announced."},
+    )
+    producer = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        load_default=dict,
+        metadata={"description": "librdkafka settings of its producer, passed through."},
+    )
+    partitions = fields.Integer(
+        load_default=3,
+        validate=validate.Range(min=1),
+        metadata={"description": "Partitions of the topic `tracker setup` creates."},
+    )
+    replication_factor = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1),
+        metadata={"description": "Replication factor of the topic `tracker setup` creates."},
+    )
 
 
 class BankerSpool(Schema):
     """Where pending spend goes while Redis is down for longer than the bound."""
 
-    directory = fields.String(required=True, validate=validate.Length(min=1))
-    max_bytes = fields.Integer(load_default=256 << 20, validate=validate.Range(min=1 << 20))
-    segment_bytes = fields.Integer(load_default=4 << 20, validate=validate.Range(min=64 << 10))
+    directory = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": (
+                "The banker's durable spool (shared by the workers; replayed exactly "
+                "once when Redis answers)."
+            )
+        },
+    )
+    max_bytes = fields.Integer(
+        load_default=256 << 20,
+        validate=validate.Range(min=1 << 20),
+        metadata={
+            "description": (
+                "Cap of the spool (past it, notices are lost and counted in "
+                '`tracker_collector_failures_total{reason="spool_full"}`), and segment '
+                "size."
+            )
+        },
+    )
+    segment_bytes = fields.Integer(
+        load_default=4 << 20,
+        validate=validate.Range(min=64 << 10),
+        metadata={
+            "description": (
+                "Cap of the spool (past it, notices are lost and counted in "
+                '`tracker_collector_failures_total{reason="spool_full"}`), and segment '
+                "size."
+            )
+        },
+    )
 
 
 class BankerOptions(Schema):
     """Options of the ``banker`` collector."""
 
-    redis_url = fields.String(required=True, validate=_check_url)
-    cluster = fields.Boolean(load_default=False)
+    redis_url = fields.String(
+        required=True,
+        validate=_check_url,
+        metadata={
+            "description": (
+                "`redis://host:port/db`, `rediss://` (TLS) or `unix://`. The shipped "
+                "config reads `${TRACKER_REDIS_URL:-redis://127.0.0.1:6379/0}`. For a "
+                "cluster, any one node."
+            )
+        },
+    )
+    cluster = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": (
+                "Talk Redis Cluster (`RedisCluster`); the keys' hash tags keep each "
+                "step in one slot."
+            )
+        },
+    )
     key_prefix = fields.String(
-        load_default="bank", validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,32}$")
+        load_default="bank",
+        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,32}$"),
+        metadata={"description": "First part of every key (`[A-Za-z0-9_.-]{1,32}`)."},
     )
     events = fields.Dict(
         keys=fields.String(validate=_NAME),
         values=fields.String(validate=_NAME),
         load_default=lambda: {"billing": "spend_micros"},
+        metadata={
+            "description": (
+                "Event types that are spent, each with the integer metric that holds "
+                "the spend in micro-units (for win notices: `win: "
+                "clearing_price_micros`). Other types are counted as skipped."
+            )
+        },
     )
-    campaign_dimension = fields.String(load_default="campaign_id", validate=_NAME)
-    line_item_dimension = fields.String(load_default="line_item_id", validate=_NAME)
-    currency_dimension = fields.String(load_default="currency", validate=_NAME)
+    campaign_dimension = fields.String(
+        load_default="campaign_id",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "Where the notice names them. A notice without a campaign is not spent;"
+                " without a line item it is spent on the campaign only."
+            )
+        },
+    )
+    line_item_dimension = fields.String(
+        load_default="line_item_id",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "Where the notice names them. A notice without a campaign is not spent;"
+                " without a line item it is spent on the campaign only."
+            )
+        },
+    )
+    currency_dimension = fields.String(
+        load_default="currency",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "Where the notice names them. A notice without a campaign is not spent;"
+                " without a line item it is spent on the campaign only."
+            )
+        },
+    )
     default_currency = fields.String(
-        load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="Must be ISO 4217.")
+        load_default="USD",
+        validate=validate.Regexp(r"^[A-Z]{3}$", error="Must be ISO 4217."),
+        metadata={"description": "Currency of a notice without one."},
     )
-    bot_dimension = fields.String(load_default="is_bot", validate=_NAME)
-    auction_time_dimension = fields.String(load_default="auction_ts", validate=_NAME)
-    late_after = fields.Float(load_default=3600.0, validate=validate.Range(min=1))
-    flush_interval = fields.Float(load_default=0.1, validate=validate.Range(min=0.005, max=60))
-    batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10_000))
-    max_pending = fields.Integer(load_default=50_000, validate=validate.Range(min=1))
-    id_ttl = fields.Integer(load_default=259_200, validate=validate.Range(min=60))
-    day_ttl = fields.Integer(load_default=90 * 86_400, validate=validate.Range(min=86_400))
-    socket_timeout = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=30))
-    backoff_initial = fields.Float(load_default=0.1, validate=validate.Range(min=0.01, max=60))
-    backoff_max = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=600))
-    spool = fields.Nested(BankerSpool, required=True)
-    budget_events = fields.Nested(BudgetTopic, load_default=None, allow_none=True)
+    bot_dimension = fields.String(
+        load_default="is_bot",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "A notice with this dimension `true` is not spent. (`billable: false`, "
+                "an `AUDIT` render, is never spent.)"
+            )
+        },
+    )
+    auction_time_dimension = fields.String(
+        load_default="auction_ts",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "Epoch seconds or milliseconds of the auction; with it, a notice "
+                "received more than `late_after` seconds later is flagged late (still "
+                "spent)."
+            )
+        },
+    )
+    late_after = fields.Float(
+        load_default=3600.0, validate=validate.Range(min=1), metadata={"description": "Seconds."}
+    )
+    flush_interval = fields.Float(
+        load_default=0.1,
+        validate=validate.Range(min=0.005, max=60),
+        metadata={
+            "description": (
+                "Seconds between flushes to Redis, per worker (0.005 to 60). Spend is "
+                "visible about this long after the notice."
+            )
+        },
+    )
+    batch_size = fields.Integer(
+        load_default=500,
+        validate=validate.Range(min=1, max=10_000),
+        metadata={
+            "description": (
+                "Notices per Lua call (one campaign per call; every call of a flush "
+                "goes in one pipelined round trip)."
+            )
+        },
+    )
+    max_pending = fields.Integer(
+        load_default=50_000,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": (
+                "Notices a worker keeps in memory while Redis is down; past it they go "
+                "to the spool."
+            )
+        },
+    )
+    id_ttl = fields.Integer(
+        load_default=259_200,
+        validate=validate.Range(min=60),
+        metadata={
+            "description": (
+                "Seconds a notice id is remembered (72 h): duplicates within it are "
+                "refused. About 161 bytes of Redis memory per id."
+            )
+        },
+    )
+    day_ttl = fields.Integer(
+        load_default=90 * 86_400,
+        validate=validate.Range(min=86_400),
+        metadata={"description": "Seconds the per-day hashes are kept (90 days)."},
+    )
+    socket_timeout = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(min=0.01, max=30),
+        metadata={"description": "Seconds redis-py waits to connect and for a reply."},
+    )
+    backoff_initial = fields.Float(
+        load_default=0.1,
+        validate=validate.Range(min=0.01, max=60),
+        metadata={"description": "Retry delays while Redis is down, doubling."},
+    )
+    backoff_max = fields.Float(
+        load_default=5.0,
+        validate=validate.Range(min=0.01, max=600),
+        metadata={"description": "Retry delays while Redis is down, doubling."},
+    )
+    spool = fields.Nested(
+        BankerSpool,
+        required=True,
+        metadata={
+            "description": (
+                "The banker's durable spool (below): shared by the workers, replayed "
+                "exactly once when Redis answers."
+            )
+        },
+    )
+    budget_events = fields.Nested(
+        BudgetTopic,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": (
+                "tracker-budget, producer: {}, partitions: 3, replication_factor: 1}`: "
+                "where an exhausted budget is announced. `tracker setup` creates the "
+                "topic. Without it, only the Redis sets are updated."
+            )
+        },
+    )
 
     @validates("events")
     def _some_events(self, value: dict, **kwargs) -> None:

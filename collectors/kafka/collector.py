@@ -21,6 +21,9 @@ from tracker.spool import Spool
 
 log = logging.getLogger(__name__)
 
+#: Producer settings that the admin client of ``tracker setup`` shares.
+ADMIN_PREFIXES = ("security.", "sasl.", "ssl.", "client.", "socket.")
+
 
 class KafkaCollector(Background, Collector):
     """Produce each event as JSON to a topic chosen by its type.
@@ -62,13 +65,26 @@ class KafkaCollector(Background, Collector):
             "bootstrap.servers": self.options["bootstrap_servers"],
         }
 
+    def admin_config(self) -> dict[str, Any]:
+        """Return the admin client's settings: the producer's connection and security ones.
+
+        A managed Kafka (SASL over TLS) takes ``tracker setup`` only with the same
+        ``security.*``, ``sasl.*``, ``ssl.*``, ``socket.*`` and ``client.*`` settings
+        as the producer.
+        """
+        return {
+            key: value
+            for key, value in self.producer_config().items()
+            if key == "bootstrap.servers" or key.startswith(ADMIN_PREFIXES)
+        }
+
     def topics(self) -> set[str]:
         """Every topic this collector may write to."""
         return {self.default_routing[0], *(topic for topic, _ in self.routing.values())}
 
     def setup(self, timeout: float) -> list[str]:
         """Create the topics that do not exist yet."""
-        admin = AdminClient({"bootstrap.servers": self.options["bootstrap_servers"]})
+        admin = AdminClient(self.admin_config())
         existing = set(admin.list_topics(timeout=timeout).topics)
         settings = self.options["topics"]
         report = [f"topic {t} exists" for t in sorted(self.topics() & existing)]

@@ -25,45 +25,166 @@ def _check_key(value: str) -> None:
     raise ValidationError("Must be id, none, dimensions.<name> or context.<name>.")
 
 
+def _key_field() -> fields.String:
+    return fields.String(
+        load_default="id",
+        validate=_check_key,
+        metadata={
+            "description": (
+                "Message key: `id` (the event id), `none`, `dimensions.<name>` or `context.<name>`."
+            )
+        },
+    )
+
+
 class EventRouting(Schema):
     """Topic and key for one event type."""
 
-    topic = fields.String(required=True, validate=validate.Length(min=1, max=249))
-    key = fields.String(load_default="id", validate=_check_key)
+    topic = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=249),
+        metadata={"description": ("Topic of this event type.")},
+    )
+    key = _key_field()
 
 
 class TopicSettings(Schema):
     """How ``tracker setup`` creates the topics."""
 
-    partitions = fields.Integer(load_default=3, validate=validate.Range(min=1))
-    replication_factor = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    config = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    partitions = fields.Integer(
+        load_default=3,
+        validate=validate.Range(min=1),
+        metadata={"description": ("Partitions of each topic `tracker setup` creates.")},
+    )
+    replication_factor = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1),
+        metadata={"description": ("Replication factor of each topic `tracker setup` creates.")},
+    )
+    config = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "Topic configs of each topic `tracker setup` creates (e.g. `retention.ms`)."
+            )
+        },
+    )
 
 
 class SpoolSettings(Schema):
     """Where and how much the collector spools."""
 
-    directory = fields.String(required=True, validate=validate.Length(min=1))
-    max_bytes = fields.Integer(load_default=1 << 30, validate=validate.Range(min=1 << 20))
-    segment_bytes = fields.Integer(load_default=16 << 20, validate=validate.Range(min=64 << 10))
-    sync_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
-    quarantine_directory = fields.String(load_default=None, validate=validate.Length(min=1))
+    directory = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": ("Where the spool's segments go; mount a volume there (delivery.md).")
+        },
+    )
+    max_bytes = fields.Integer(
+        load_default=1 << 30,
+        validate=validate.Range(min=1 << 20),
+        metadata={
+            "description": (
+                "Cap on the spool's bytes on disk, over every worker; at the cap fast events are "
+                "dropped (counted) and durable paths answer 503."
+            )
+        },
+    )
+    segment_bytes = fields.Integer(
+        load_default=16 << 20,
+        validate=validate.Range(min=64 << 10),
+        metadata={
+            "description": ("Size at which a spool segment is closed and a new one started.")
+        },
+    )
+    sync_interval = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(min=0.01, max=60),
+        metadata={
+            "description": (
+                "Seconds between the background thread's fsyncs of fast-path records and its re-"
+                "scans of the directory (other workers' segments, the size cap, the age metric); "
+                "durable paths wait for their own fsync."
+            )
+        },
+    )
+    quarantine_directory = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": (
+                "Where records Kafka refuses for good (too large, not authorised, no such topic) "
+                "go, in `<reason>/` subdirectories capped at `max_bytes` each, for a replay by "
+                "hand; default `<directory>/quarantine` (delivery.md)."
+            )
+        },
+    )
 
 
 class KafkaOptions(Schema):
     """Options of the ``kafka`` collector."""
 
-    bootstrap_servers = fields.String(required=True, validate=validate.Length(min=1))
-    topic = fields.String(required=True, validate=validate.Length(min=1, max=249))
-    key = fields.String(load_default="id", validate=_check_key)
-    events = fields.Dict(
-        keys=fields.String(), values=fields.Nested(EventRouting), load_default=dict
+    bootstrap_servers = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": ("Broker list. The shipped config reads `TRACKER_KAFKA_BOOTSTRAP`.")
+        },
     )
-    producer = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
-    topics = fields.Nested(TopicSettings, load_default=lambda: TopicSettings().load({}))
-    spool = fields.Nested(SpoolSettings, required=True)
-    poll_interval = fields.Float(load_default=0.1, validate=validate.Range(min=0.001, max=5))
-    probe_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=60))
+    topic = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=249),
+        metadata={"description": ("Topic for event types not listed in `events`.")},
+    )
+    key = _key_field()
+    events = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(EventRouting),
+        load_default=dict,
+        metadata={"description": ("Per event type: `{topic: ..., key: ...}`.")},
+    )
+    producer = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "librdkafka settings, passed through (for example `linger.ms`, `compression.type`, "
+                "`security.protocol`, `sasl.*`; `tracker setup` uses the `security.*`, `sasl.*`, "
+                "`ssl.*`, `socket.*` and `client.*` ones too). They override the defaults: "
+                "`enable.idempotence: true`, `acks: all`, `linger.ms: 5`, `compression.type: lz4`, "
+                "`queue.buffering.max.messages: 50000`, `queue.buffering.max.kbytes: 32768` (a "
+                "bounded queue: past it events go to the spool), `message.timeout.ms: 60000`."
+            )
+        },
+    )
+    topics = fields.Nested(
+        TopicSettings,
+        load_default=lambda: TopicSettings().load({}),
+        metadata={"description": ("How `tracker setup` creates missing topics.")},
+    )
+    spool = fields.Nested(
+        SpoolSettings,
+        required=True,
+        metadata={"description": ("The durable spool for events Kafka cannot take (delivery.md).")},
+    )
+    poll_interval = fields.Float(
+        load_default=0.1,
+        validate=validate.Range(min=0.001, max=5),
+        metadata={"description": ("Seconds the delivery-report thread waits per poll.")},
+    )
+    probe_interval = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(min=0.1, max=60),
+        metadata={
+            "description": (
+                "Seconds between metadata probes while the broker is down or topics are missing."
+            )
+        },
+    )
 
     @validates("producer")
     def _no_bootstrap(self, value: dict, **kwargs: Any) -> None:

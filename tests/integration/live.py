@@ -70,6 +70,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (one at a time, the kernel may hand out one twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def write_config(tmp_path: Path, suffix: str, durable: tuple[str, ...] = ()) -> Path:
     """Write the shipped config with topics renamed ``<topic>-<suffix>``.
 
@@ -100,7 +112,7 @@ class Server:
         self, tmp_path: Path, broker: Broker, durable: tuple[str, ...] = (), **env: str
     ) -> None:
         self.suffix = uuid.uuid4().hex[:8]
-        self.port = free_port()
+        self.port, self.admin_port = free_ports(2)
         self.tmp_path = tmp_path
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.log_dir = tmp_path / "events"
@@ -109,6 +121,7 @@ class Server:
             **os.environ,
             "TRACKER_CONFIG": str(self.config),
             "TRACKER_BIND": f"127.0.0.1:{self.port}",
+            "TRACKER_ADMIN_BIND": f"127.0.0.1:{self.admin_port}",
             "TRACKER_WORKERS": "2",
             "TRACKER_KAFKA_BOOTSTRAP": broker.bootstrap,
             "TRACKER_LOG_DIR": str(self.log_dir),
@@ -163,9 +176,13 @@ class Server:
         """One GET on a new connection."""
         return request(self.port, "GET", target, headers=headers)
 
+    def admin_get(self, target: str) -> tuple[int, dict, bytes]:
+        """One GET on the admin port (``/metrics``), on a new connection."""
+        return request(self.admin_port, "GET", target)
+
     def metric(self, name: str, **labels: str) -> float:
         """Sum a counter or gauge from /metrics over the samples matching ``labels``."""
-        _, _, text = self.get("/metrics")
+        _, _, text = self.admin_get("/metrics")
         total = 0.0
         for line in text.decode().splitlines():
             if not line.startswith(name + "{") and not line.startswith(name + " "):

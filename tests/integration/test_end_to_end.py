@@ -153,7 +153,7 @@ def test_one_event_per_accepted_request(server_factory, worker_class, count):
     assert sorted(e["id"] for e in logged) == sorted(e["id"] for _, _, e in messages)
 
     # Metrics aggregate every worker.
-    _, _, metrics_text = server.get("/metrics")
+    _, _, metrics_text = server.admin_get("/metrics")
     rejected = len(expected) - len(accepted)
     lines = metrics_text.decode().splitlines()
     accepted_total = sum(

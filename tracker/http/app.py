@@ -14,6 +14,7 @@ from __future__ import annotations
 import falcon
 
 from tracker.config import Config
+from tracker.http.admin import AdminRoute
 from tracker.http.batch import BatchResource
 from tracker.http.clientip import ClientIp
 from tracker.http.cors import Cors
@@ -22,6 +23,7 @@ from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.limits import ClientLimiter, limited
 from tracker.http.middleware import RequestLimits
+from tracker.http.openapi import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake import Intake, Rejected
@@ -37,13 +39,17 @@ class Tracker:
         pipeline: The plugin instances; :meth:`open` after the fork.
     """
 
-    def __init__(self, config: Config, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, config: Config, pipeline: Pipeline | None = None, admin_port: int | None = None
+    ) -> None:
         """Build every route; plugins are created but not opened.
 
         Args:
             config: A validated config.
             pipeline: Plugins to use instead of those the config names (tests
                 inject in-memory collectors this way).
+            admin_port: The port that alone serves the admin routes (``/metrics``);
+                ``None`` serves them on every port, 0 on none (see :mod:`tracker.http.admin`).
         """
         self.config = config
         self.pipeline = pipeline or Pipeline.from_config(config)
@@ -77,7 +83,8 @@ class Tracker:
             add_tag_routes(self.wsgi, config.browser.tag.route, config.browser.tag.max_age)
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
-        self.wsgi.add_route("/metrics", MetricsResource())
+        self.wsgi.add_route("/metrics", AdminRoute(MetricsResource(), admin_port))
+        self.wsgi.add_route("/openapi.json", OpenApiResource(config))
 
     def open(self) -> None:
         """Open the plugins: once per worker, after the fork."""

@@ -116,13 +116,40 @@ class RegexString(fields.String):
 class BotFilterOptions(Schema):
     """Options of the ``bot_filter`` preprocessor."""
 
-    action = fields.String(load_default="flag", validate=validate.OneOf(ACTIONS))
-    patterns = fields.List(RegexString(), load_default=None, validate=validate.Length(min=1))
-    extra_patterns = fields.List(RegexString(), load_default=list)
-    dimension = fields.String(
-        load_default="is_bot", validate=validate.Regexp(NAME, error="Must match {regex}.")
+    action = fields.String(
+        load_default="flag",
+        validate=validate.OneOf(ACTIONS),
+        metadata={
+            "description": (
+                "`flag`: every event gets the boolean dimension `dimension`; `drop`: bot "
+                "events are dropped (counted)."
+            )
+        },
     )
-    empty_user_agent_is_bot = fields.Boolean(load_default=True)
+    patterns = fields.List(
+        RegexString(),
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": (
+                "Case-insensitive regular expressions replacing the shipped list of crawler, "
+                "headless-browser, HTTP-library and monitor patterns."
+            )
+        },
+    )
+    extra_patterns = fields.List(
+        RegexString(),
+        load_default=list,
+        metadata={"description": "Patterns added to the list in use."},
+    )
+    dimension = fields.String(
+        load_default="is_bot",
+        validate=validate.Regexp(NAME, error="Must match {regex}."),
+        metadata={"description": "Name of the dimension `action: flag` sets."},
+    )
+    empty_user_agent_is_bot = fields.Boolean(
+        load_default=True, metadata={"description": "Count a missing or empty user agent as a bot."}
+    )
 
     @validates_schema(skip_on_field_errors=True)
     def _patterns_combine(self, data: dict[str, Any], **kwargs: Any) -> None:

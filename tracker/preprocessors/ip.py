@@ -19,8 +19,20 @@ _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 class IpAnonymiserOptions(Schema):
     """Options of the ``ip_anonymise`` preprocessor."""
 
-    ipv4_prefix = fields.Integer(load_default=24, validate=validate.Range(min=0, max=32))
-    ipv6_prefix = fields.Integer(load_default=48, validate=validate.Range(min=0, max=128))
+    ipv4_prefix = fields.Integer(
+        load_default=24,
+        validate=validate.Range(min=0, max=32),
+        metadata={
+            "description": (
+                "Bits of an IPv4 address kept (IPv4-mapped IPv6 addresses count as IPv4)."
+            )
+        },
+    )
+    ipv6_prefix = fields.Integer(
+        load_default=48,
+        validate=validate.Range(min=0, max=128),
+        metadata={"description": "Bits of an IPv6 address kept."},
+    )
 
 
 class IpAnonymiser(Preprocessor):

