@@ -104,7 +104,14 @@ class Run:
         if unknown:
             raise SystemExit(f"BENCH_ONLY names no scenario: {', '.join(sorted(unknown))}")
         config = load_file(settings.config, {})
-        kafka = {n for n, c in config.collectors.items() if issubclass(c.cls, KafkaCollector)}
+        # The Kafka collectors tracking paths route to: the rejected-requests
+        # stream has a Kafka collector of its own, whose events no path accepted.
+        routed = set().union(*(p.collectors for p in config.paths.values()))
+        kafka = {
+            n
+            for n, c in config.collectors.items()
+            if n in routed and issubclass(c.cls, KafkaCollector)
+        }
         self.topics = set().union(*(config.collectors[n].create().topics() for n in kafka))
         self.kafka_paths = {
             p.name for p in config.paths.values() if p.batch is None and kafka & set(p.collectors)

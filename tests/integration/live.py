@@ -39,6 +39,9 @@ class Broker:
             "KAFKA_PORT": str(KAFKA_PORT),
             "KAFKA_CONTROLLER_PORT": str(KAFKA_PORT + 1),
             "KAFKA_DATA_DIR": str(ROOT / "var" / "kafka-test"),
+            # A loaded machine restarts the broker slowly; a test that waits for it
+            # should not fail on kafka.sh's interactive default of 60 s.
+            "KAFKA_STARTUP_TIMEOUT": os.environ.get("KAFKA_STARTUP_TIMEOUT", "180"),
         }
         self.bootstrap = BOOTSTRAP
 

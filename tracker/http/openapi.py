@@ -23,6 +23,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from tracker.config import Config, PathConfig
 from tracker.fields import AuctionPrice, Micros, build_schema
+from tracker.validation import Checks
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 NO_CACHE = {"Cache-Control": {"$ref": "#/components/headers/Cache-Control"}}
@@ -64,6 +65,15 @@ REFUSALS = {
     "414": "Path and query over `server.max_url_length` (`uri_too_long`).",
     "431": "Headers over `server.max_header_bytes` (`headers_too_large`).",
 }
+
+
+def _plain_validators(validators: list) -> list:
+    plain = []
+    for validator in validators:
+        plain.extend(
+            validator.validators.validators if isinstance(validator, Checks) else [validator]
+        )
+    return plain
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -130,7 +140,12 @@ class OpenApi:
         converter = self.plugin.converter
         found = {}
         for spec in path.fields:
-            prop = converter.field2property(schema.fields[spec.name])
+            field = schema.fields[spec.name]
+            # The request path folds a field's validators into one Checks; the
+            # document reads the marshmallow validators it holds (this schema is
+            # built for the document alone, so changing it is safe).
+            field.validators = _plain_validators(field.validators)
+            prop = converter.field2property(field)
             prop.pop("default", None) if spec.required else None
             prop["description"] = f"`{spec.name}` ({spec.type})"
             found[spec.key] = (spec, prop)
