@@ -31,6 +31,7 @@ from tracker.plugins import Collector
 from tracker.spool import Spool
 
 from . import metrics
+from .entries import Entries
 from .ledger import Applied, Entry, Exhausted, Ledger, connect
 from .notices import BudgetNotices
 from .options import BankerOptions
@@ -48,7 +49,7 @@ class BankerCollector(Collector):
 
     def __init__(self, name, options):
         super().__init__(name, options)
-        self.events = dict(options["events"])
+        self.entries = Entries(name, options)
         spool = options["spool"]
         self.spool = Spool(spool["directory"], spool["max_bytes"], spool["segment_bytes"])
         self.notices = BudgetNotices(name, options["budget_events"])
@@ -69,8 +70,6 @@ class BankerCollector(Collector):
         self._replay_due = False
         self._known: set[str] = set()
         self._collected: Any = None  # metric children, bound in open(): they open files
-        self._late_count: Any = None
-        self._day = (0, "")  # (epoch day, "YYYY-MM-DD") of the last notice
         self.lost = 0
 
     # --- set-up ------------------------------------------------------------------------
@@ -92,7 +91,7 @@ class BankerCollector(Collector):
         """Open the spool and the budget producer; start this worker's flusher."""
         self.spool.open()
         self._collected = core_metrics.COLLECTED.labels(self.name)
-        self._late_count = metrics.LATE.labels(self.name)
+        self.entries.open()
         self._replay_due = self.spool.pending()
         self.notices.open()
         self._stop.clear()
@@ -106,7 +105,7 @@ class BankerCollector(Collector):
 
     def collect(self, event: Event) -> None:
         """Append the notice's spend to the aggregate; never blocks on Redis."""
-        entry = self.entry(event)
+        entry = self.entries.entry(event)
         if entry is None:
             return
         self._collected.inc()
@@ -117,56 +116,6 @@ class BankerCollector(Collector):
                 self._held_micros += entry.spend
                 return
         self._to_spool([entry])
-
-    def entry(self, event: Event) -> Entry | None:
-        """Reduce an event to a ledger entry; ``None`` (counted) when it is not spent."""
-        opts = self.options
-        metric = self.events.get(event.type)
-        dims = event.dimensions
-        reason = None
-        if metric is None:
-            reason = "not_billable_type"
-        elif dims.get("billable") is False:
-            reason = "audit"
-        elif dims.get(opts["bot_dimension"]) is True:
-            reason = "bot"
-        campaign = dims.get(opts["campaign_dimension"])
-        if reason is None and (not isinstance(campaign, str) or not campaign):
-            reason = "no_campaign"
-        elif reason is None and ("{" in campaign or "}" in campaign):
-            reason = "bad_campaign"
-        spend = event.metrics.get(metric) if metric else None
-        if reason is None and not isinstance(spend, int):
-            reason = "no_spend"
-        if reason is not None:
-            metrics.SKIPPED.labels(self.name, reason).inc()
-            return None
-        late = self._late(event)
-        if late:
-            self._late_count.inc()
-        line_item = dims.get(opts["line_item_dimension"])
-        return Entry(
-            event.id,
-            campaign,
-            line_item if isinstance(line_item, str) and "}" not in line_item else "",
-            str(dims.get(opts["currency_dimension"]) or opts["default_currency"]),
-            spend,
-            late,
-            self._utc_day(event.received_at),
-        )
-
-    def _utc_day(self, epoch: float) -> str:
-        day = int(epoch // 86_400)
-        if day != self._day[0]:
-            self._day = (day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
-        return self._day[1]
-
-    def _late(self, event: Event) -> bool:
-        auction = event.dimensions.get(self.options["auction_time_dimension"])
-        if not isinstance(auction, int | float) or isinstance(auction, bool) or auction <= 0:
-            return False
-        seconds = auction / 1000 if auction > 1e11 else auction
-        return event.received_at - seconds > self.options["late_after"]
 
     def _to_spool(self, entries: list[Entry]) -> None:
         self._replay_due = True

@@ -1,0 +1,146 @@
+"""A tracking path's input field: its type, where it comes from and how it is checked."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from tracker.config.schemas.base import FIELD_TYPES, SOURCES, StringOrList
+
+
+class FieldSchema(Schema):
+    """A field: its type, where it comes from and how it is checked."""
+
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(FIELD_TYPES),
+        metadata={
+            "description": (
+                "`string`, `integer`, `float` (NaN and infinities refused), `boolean` "
+                "(`true/false/1/0/yes/no/on/off`...), `micros` (a decimal amount such as "
+                '`"1.25"`, stored as the integer `1250000`; more than 6 decimal places is '
+                "refused), `auction_price` (an OpenRTB clearing price) or `loss_reason` (an "
+                "OpenRTB loss code): see configuration.md."
+            )
+        },
+    )
+    source = StringOrList(
+        load_default=("query", "body"),
+        metadata={
+            "description": (
+                "Where the value comes from: `query`, `body` (a JSON object, or a form when "
+                "`Content-Type` is `application/x-www-form-urlencoded`), `header`, `cookie`, "
+                "`path` (a `{param}` of the route). A list means the first source that has the "
+                "key wins."
+            )
+        },
+    )
+    name = fields.String(
+        validate=validate.Length(min=1),
+        metadata={
+            "description": (
+                "The key in the source (query parameter, JSON key, header or cookie name, route"
+                " parameter); default: the field's own name."
+            )
+        },
+    )
+    required = fields.Boolean(
+        load_default=False, metadata={"description": ("A missing required field is a 400.")}
+    )
+    default = fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": (
+                "Value when absent. A field without a value and without a default is left out "
+                "of the event."
+            )
+        },
+    )
+    min = fields.Float(
+        metadata={
+            "description": (
+                "Lower bound of an `integer`, `float` or `micros` value (for `micros`, of the "
+                "decimal amount)."
+            )
+        }
+    )
+    max = fields.Float(
+        metadata={
+            "description": (
+                "Upper bound of an `integer`, `float` or `micros` value (for `micros`, of the "
+                "decimal amount)."
+            )
+        }
+    )
+    min_length = fields.Integer(
+        validate=validate.Range(min=0), metadata={"description": ("Shortest value.")}
+    )
+    max_length = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={
+            "description": ("Longest value; for strings the default is `server.max_field_length`.")
+        },
+    )
+    pattern = fields.String(
+        metadata={
+            "description": (
+                "Regular expression the value must match (Python `re.match`, so anchor the end "
+                "with `$`)."
+            )
+        }
+    )
+    choices = fields.List(
+        fields.Raw(),
+        validate=validate.Length(min=1),
+        metadata={"description": ("The value must be one of these.")},
+    )
+    encryption_key = fields.String(
+        metadata={
+            "description": (
+                "`auction_price` only: the exchange's price encryption key (hex or web-safe "
+                "base64), with `integrity_key`; from the environment."
+            )
+        }
+    )
+    integrity_key = fields.String(
+        metadata={
+            "description": (
+                "`auction_price` only: the exchange's price integrity key, with "
+                "`encryption_key`; from the environment."
+            )
+        }
+    )
+    require_encrypted = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": (
+                "`auction_price` only: once the keys are set, a clear-text price is refused "
+                "(`AUDIT` still passes: it bills nothing), so that no one but the exchange can "
+                "name a price. Without keys it has no effect."
+            )
+        },
+    )
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        errors = {}
+        bad = [s for s in data.get("source", ()) if s not in SOURCES]
+        if bad or not data.get("source"):
+            errors["source"] = [f"Must be among: {', '.join(SOURCES)}."]
+        if "pattern" in data:
+            try:
+                re.compile(data["pattern"])
+            except re.error as ex:
+                errors["pattern"] = [f"Not a valid regular expression: {ex}."]
+        if data.get("required") and "default" in data:
+            errors["default"] = ["A required field cannot have a default."]
+        if data.get("require_encrypted") and data.get("type") != "auction_price":
+            errors["require_encrypted"] = ["Only an auction_price field takes require_encrypted."]
+        keys = [k for k in ("encryption_key", "integrity_key") if data.get(k)]
+        if keys and data.get("type") != "auction_price":
+            errors[keys[0]] = ["Only an auction_price field takes price keys."]
+        elif len(keys) == 1:
+            errors[keys[0]] = ["Set both encryption_key and integrity_key, or neither."]
+        if errors:
+            raise ValidationError(errors)
