@@ -84,7 +84,9 @@ def test_missing_topics_make_the_tracker_unready_and_lose_nothing(server_factory
     assert wait_until(lambda: readyz(server)[0] == 503, 15, step=0.2)
     _, body = readyz(server)
     state = body["collectors"]["kafka"]
-    assert body["unhealthy"] == ["kafka"]
+    # Both Kafka collectors of the shipped config: the events' and the rejected stream's.
+    assert body["unhealthy"] == ["kafka", "rejected"]
+    assert body["collectors"]["rejected"].startswith("topics missing: tracker-rejected-")
     assert state.startswith("topics missing: tracker-auctions-"), state
     assert "(run tracker setup); spooling" in state
     assert "topics missing: tracker-auctions-" in server.output.read_text()

@@ -8,20 +8,26 @@ operation is bounded (``EXAMPLES``) so that the run fits the test budget.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from tests import ROOT
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EXAMPLES = 15
-# The browser tag's paths (/t/...) are left out until a bug Schemathesis found there is
-# fixed: some long hostile requests (GET /t/click with a long gdpr_consent of 4-byte
-# UTF-8 escapes, POST /t/video/{event} with long JSON fields) get their connection
-# reset in the middle of a chunked answer under real gunicorn, where in-process they
-# get a 400. Reported to the lead with the reproductions.
-EXCLUDED = "^/t/"
+EXAMPLES = 40
+# Schemathesis's coverage phase is left out: it sends unknown methods (QUERY) with a
+# body, which meinheld's parser refuses with its own HTML 400 before the app sees
+# them, closing with the body unread, so the client can see a reset instead of the
+# answer (an open defect of the HTTP server, docs/operations.md). Queries over
+# meinheld's 8 KB request-line limit are filtered out for the same reason
+# (schemathesis_hooks.py). tests/integration/test_fuzz_live.py sends hostile
+# requests of every shape under those limits and checks every answer.
+PHASES = "examples,fuzzing"
+HOOKS = "tests.integration.schemathesis_hooks"
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -41,8 +47,8 @@ def test_no_answer_contradicts_the_document(server_factory, tmp_path):
             "schemathesis.cli",
             "run",
             f"http://127.0.0.1:{server.port}/openapi.json",
-            "--exclude-path-regex",
-            EXCLUDED,
+            "--phases",
+            PHASES,
             "--checks",
             ",".join(CHECKS),
             "--max-examples",
@@ -61,6 +67,7 @@ def test_no_answer_contradicts_the_document(server_factory, tmp_path):
         text=True,
         timeout=600,
         cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": str(ROOT)},
     )
     (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
