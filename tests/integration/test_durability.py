@@ -81,11 +81,22 @@ def spooled_segments(server) -> list[Path]:
 def test_missing_topics_make_the_tracker_unready_and_lose_nothing(server_factory):
     server = server_factory()
     server.start()  # `tracker setup` not run, and the broker does not auto-create topics
-    assert wait_until(lambda: readyz(server)[0] == 503, 15, step=0.2)
-    _, body = readyz(server)
+    # Both Kafka collectors of the shipped config, the events' and the rejected
+    # stream's, check their topics on their own background threads, in each worker:
+    # wait for an answer in which both say so, and read that answer.
+    kafkas = ("kafka", "rejected")
+    seen: list[dict] = []
+
+    def both_say_so() -> bool:
+        status, body = readyz(server)
+        states = body["collectors"]
+        seen.append(body)
+        return status == 503 and all(states[n].startswith("topics missing: ") for n in kafkas)
+
+    assert wait_until(both_say_so, 15, step=0.2), seen[-1]
+    body = seen[-1]
     state = body["collectors"]["kafka"]
-    # Both Kafka collectors of the shipped config: the events' and the rejected stream's.
-    assert body["unhealthy"] == ["kafka", "rejected"]
+    assert body["unhealthy"] == list(kafkas)
     assert body["collectors"]["rejected"].startswith("topics missing: tracker-rejected-")
     assert state.startswith("topics missing: tracker-auctions-"), state
     assert "(run tracker setup); spooling" in state
