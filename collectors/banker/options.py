@@ -70,13 +70,7 @@ class BankerSpool(Schema):
     segment_bytes = fields.Integer(
         load_default=4 << 20,
         validate=validate.Range(min=64 << 10),
-        metadata={
-            "description": (
-                "Cap of the spool (past it, notices are lost and counted in "
-                '`tracker_collector_failures_total{reason="spool_full"}`), and segment '
-                "size."
-            )
-        },
+        metadata={"description": "Size at which a spool segment is closed and a new one started."},
     )
 
 
