@@ -279,7 +279,8 @@ def main() -> int:
     results = Run(settings).execute()
     paths = report.write(results, settings.out)
     print(paths["markdown"].read_text())
-    print("results: " + ", ".join(str(p.relative_to(ROOT)) for p in paths.values()))
+    shown = (p.relative_to(ROOT) if p.is_relative_to(ROOT) else p for p in paths.values())
+    print("results: " + ", ".join(map(str, shown)))
     for problem in results["problems"]:
         print(f"BENCHMARK FAILED: {problem}", file=sys.stderr)
     return 1 if results["problems"] else 0
