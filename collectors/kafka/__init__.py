@@ -2,7 +2,8 @@
 
 The producer is created in :meth:`KafkaCollector.open`, after gunicorn forks
 the worker (librdkafka's threads do not survive a fork). ``collect`` only
-enqueues: ``produce`` plus a non-blocking ``poll(0)``; a background thread
+enqueues (``produce``, no ``poll``: a ``poll(0)`` per event released and
+re-took the GIL on the request thread); a background thread
 (:mod:`collectors.kafka.background`) serves delivery reports, so a request
 never waits on the broker.
 

@@ -168,8 +168,7 @@ class KafkaCollector(Background, Collector):
             metrics.FAILED.labels(self.name, "produce").inc()
             log.error("kafka collector %s: produce failed for %s: %s", self.name, event.id, ex)
             return permanent_reason(ex.args[0]) or "produce_failed"
-        metrics.COLLECTED.labels(self.name).inc()
-        self.producer.poll(0)
+        metrics.inc(metrics.COLLECTED, self.name)
         return None
 
     @staticmethod
@@ -204,7 +203,7 @@ class KafkaCollector(Background, Collector):
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
-            metrics.DELIVERED.labels(self.name).inc()
+            metrics.inc(metrics.DELIVERED, self.name)
             if not self._up and self._why == "broker_down":
                 self._set_up()
         elif not self._refused(err, msg.value()):
