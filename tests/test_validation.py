@@ -89,6 +89,22 @@ def test_loader_answers_as_marshmallow(path, data):
     assert outcome(fast.load, raw) == outcome(reference_schema(path).load, raw)
 
 
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_fail_fast_loader_raises_the_first_error_marshmallow_raises(path, data):
+    names = [spec.name for spec in path.fields]
+    raw = data.draw(st.dictionaries(st.sampled_from(names), VALUES, max_size=len(names)))
+    fast, expected = outcome(Loader(build_schema(path), fail_fast=True).load, raw), outcome(
+        reference_schema(path).load, raw
+    )
+    if expected[0] == "ok":
+        assert fast == expected
+    else:
+        first = next(iter(expected[1].items()))
+        assert fast == ("error", dict([first]))
+
+
 def test_loader_sends_an_undeclared_key_to_the_schema():
     path = CONFIG.paths["impression"]
     with pytest.raises(ValidationError) as ex:

@@ -86,14 +86,15 @@ class Intake:
     """Validate one path's fields, build its event and hand it to the pipeline.
 
     Everything is compiled at start-up: the marshmallow schema (loaded
-    through :class:`~tracker.validation.Loader`), the mapping
+    through :class:`~tracker.validation.Loader`, which stops at the first
+    failing field when ``fail_fast``), the mapping
     onto dimensions and metrics, and the resolved route of plugins.
     """
 
-    def __init__(self, path: PathConfig, pipeline: Pipeline) -> None:
+    def __init__(self, path: PathConfig, pipeline: Pipeline, fail_fast: bool = False) -> None:
         self.path = path
         self.schema = build_schema(path)
-        self.loader = Loader(self.schema)
+        self.loader = Loader(self.schema, fail_fast)
         self.mapper = EventMapper(path)
         self.pipeline = pipeline
         self.route = pipeline.route(path.preprocessors, path.collectors, path.delivery)
@@ -104,12 +105,17 @@ class Intake:
         try:
             return self.loader.load(raw)
         except ValidationError as ex:
-            macro = any(isinstance(v, str) and openrtb.unsubstituted_macro(v) for v in raw.values())
+            errors = ex.normalized_messages()
+            # A macro left in a string fails that field's checks: only failed fields can hold one.
+            macro = any(
+                isinstance(v := raw.get(name), str) and openrtb.unsubstituted_macro(v)
+                for name in errors
+            )
             raise Rejected(
                 400,
                 "unsubstituted_macro" if macro else "invalid_fields",
                 "One or more fields are missing or invalid.",
-                errors=ex.normalized_messages(),
+                errors=errors,
             ) from None
 
     def build(self, values: dict[str, Any], context: dict[str, Any]) -> Event:

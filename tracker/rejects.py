@@ -66,7 +66,7 @@ class RejectedStream:
         if second != self._second:
             self._second, self._sent = second, 0
         if self._sent >= self.config.max_per_second:
-            metrics.REJECTED_CAPPED.labels(path).inc()
+            metrics.inc(metrics.REJECTED_CAPPED, path)
             return False
         self._sent += 1
         event = Event(

@@ -12,7 +12,7 @@ for every value, the unknown-key scan). Three pieces, each exact:
 - :class:`Validated`: a field that runs its one :class:`Checks` without an
   ``And`` around it.
 - :class:`Loader`: the fields called in turn, their errors gathered as
-  ``Schema.load`` gathers them.
+  ``Schema.load`` gathers them, or only the first one (``server.field_errors``).
 """
 
 from __future__ import annotations
@@ -89,14 +89,16 @@ class Loader:
 
     The result is ``schema.load(raw)``'s: each field deserialises its raw
     value or ``missing`` (so defaults and ``required`` apply as in the
-    schema), and what is not ``missing`` is kept; a field's error is kept
-    under its name and all of them are raised together, in field order, as
-    the schema raises them (a refused request costs no second pass). A key
-    the schema does not declare hands the request to ``schema.load``.
+    schema), and what is not ``missing`` is kept. On the first field that
+    fails, a ``fail_fast`` loader raises its error alone (a refusal costs no
+    more checks); otherwise the remaining fields are checked too and every
+    error is raised together, in field order, as the schema raises them. A
+    key the schema does not declare hands the request to ``schema.load``.
     """
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, fail_fast: bool = False) -> None:
         self.schema = schema
+        self.fail_fast = fail_fast
         self.fields = tuple(
             (name, field, not field.required and field.load_default is missing)
             for name, field in schema.load_fields.items()
@@ -108,7 +110,6 @@ class Loader:
         if not self.names.issuperset(raw):
             return self.schema.load(raw)
         values: dict[str, Any] = {}
-        errors: dict[str, Any] = {}
         for name, field, optional in self.fields:
             raw_value = raw.get(name, missing)
             if raw_value is missing and optional:
@@ -116,10 +117,25 @@ class Loader:
             try:
                 value = field.deserialize(raw_value, name, raw)
             except ValidationError as ex:
-                errors[name] = ex.messages
-                continue
+                if self.fail_fast:
+                    raise ValidationError({name: ex.messages}, data=raw) from None
+                self._rest(raw, {name: ex.messages}, name)
             if value is not missing:
                 values[name] = value
-        if errors:
-            raise ValidationError(errors, data=raw, valid_data=values)
         return values
+
+    def _rest(self, raw: dict[str, Any], errors: dict[str, Any], failed: str) -> None:
+        """Validate the fields after ``failed`` and raise every error, in field order."""
+        after = False
+        for name, field, optional in self.fields:
+            if not after:
+                after = name == failed
+                continue
+            raw_value = raw.get(name, missing)
+            if raw_value is missing and optional:
+                continue
+            try:
+                field.deserialize(raw_value, name, raw)
+            except ValidationError as ex:
+                errors[name] = ex.messages
+        raise ValidationError(errors, data=raw)

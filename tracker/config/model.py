@@ -174,6 +174,8 @@ class ServerConfig:
     max_field_length: int
     max_url_length: int
     max_header_bytes: int
+    #: ``first``: a refusal names the first field that failed; ``all``: every one.
+    field_errors: str
     trusted_proxies: tuple[str, ...]
     #: CIDRs of server-side callers (SSAI, ad servers) whose device headers are believed.
     ad_inserters: tuple[str, ...]

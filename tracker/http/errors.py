@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import falcon
+import orjson
 
 from tracker.adtech import landing
 from tracker.config import PathConfig
@@ -29,27 +30,38 @@ from tracker.rejects import RejectedStream
 log = logging.getLogger(__name__)
 
 
-class RejectedError(falcon.HTTPError):
-    """The HTTP form of :class:`~tracker.intake.Rejected`, with per-field errors in the body."""
+def rejection_body(rejected: Rejected) -> bytes:
+    """Return the JSON body of a refusal: Falcon's title and description, the reason, the errors.
 
-    def __init__(self, rejected: Rejected) -> None:
-        status = falcon.code_to_http_status(rejected.status)
-        headers = (
-            None if rejected.retry_after is None else {"Retry-After": str(rejected.retry_after)}
-        )
-        super().__init__(
-            status, title=status[4:], description=rejected.description, headers=headers
-        )
-        self.reason = rejected.reason
-        self.errors = rejected.errors
+    The same document Falcon's own error serialiser writes for an
+    ``HTTPError`` with that title and description, encoded by orjson without
+    content negotiation (the tracker answers refusals in JSON only): about a
+    tenth of what going through Falcon's error machinery cost a refusal.
+    """
+    body: dict[str, Any] = {
+        "title": _TITLES.get(rejected.status) or falcon.code_to_http_status(rejected.status)[4:],
+        "description": rejected.description,
+        "reason": rejected.reason,
+    }
+    if rejected.errors:
+        body["errors"] = rejected.errors
+    return orjson.dumps(body)
 
-    def to_dict(self, obj_type: Any = dict) -> Any:
-        """Add the reason and the field errors to Falcon's title and description."""
-        body = super().to_dict(obj_type)
-        body["reason"] = self.reason
-        if self.errors:
-            body["errors"] = self.errors
-        return body
+
+#: Status lines and titles of the statuses a refusal uses, built once.
+_STATUSES = {
+    code: falcon.code_to_http_status(code) for code in (400, 404, 405, 413, 414, 415, 422, 429, 431)
+}
+_TITLES = {code: line[4:] for code, line in _STATUSES.items()}
+
+
+def answer_rejection(resp: falcon.Response, rejected: Rejected) -> None:
+    """Write the titled 4xx of a refusal, with ``Retry-After`` for a 429."""
+    resp.status = _STATUSES.get(rejected.status) or falcon.code_to_http_status(rejected.status)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = rejection_body(rejected)
+    if rejected.retry_after is not None:
+        resp.set_header("Retry-After", str(rejected.retry_after))
 
 
 class RejectionHandler:
@@ -86,7 +98,8 @@ class RejectionHandler:
         if self.stream is not None:
             self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
         if path is None or ex.retry_after is not None:
-            raise RejectedError(ex)
+            answer_rejection(resp, ex)
+            return
         fallback = self.fallbacks.get(path.route)
         if fallback is not None:
             resp.set_header(responses.ERROR_HEADER, ex.summary())
@@ -95,7 +108,7 @@ class RejectionHandler:
             responses.pixel(resp)
             resp.set_header(responses.ERROR_HEADER, ex.summary())
             return
-        raise RejectedError(ex)
+        answer_rejection(resp, ex)
 
 
 class SampledLog:

@@ -77,6 +77,19 @@ class ServerSchema(Schema):
             )
         },
     )
+    field_errors = fields.String(
+        load_default="first",
+        validate=validate.OneOf(["first", "all"]),
+        metadata={
+            "description": (
+                "What a refusal for invalid fields names. `first`: the first field that failed, in"
+                " the path's field order, without checking the rest (the cheap answer for the "
+                "open internet: a refusal then costs about a third less than with `all`). `all`:"
+                " every field that failed (handy while integrating). The rejected-requests "
+                "stream records what the answer said."
+            )
+        },
+    )
     trusted_proxies = fields.List(
         fields.String(validate=check_network),
         load_default=list,
