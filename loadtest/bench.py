@@ -15,6 +15,7 @@ BENCH_WARMUP              seconds of wrk before each measured run (3; smoke 0: n
 BENCH_ONLY=imp,win        run only these scenarios (the references always run)
 BENCH_CONFIG              tracker config (config/tracker.yaml)
 BENCH_OUT                 where the results go
+BENCH_KAFKA_NICE=10       the broker's niceness (it shares the cores; only the tracker uses it)
 BENCH_KAFKA_PORT BENCH_TRACKER_PORT BENCH_NGINX_PORT BENCH_FALCON_PORT  (free ports)
 
 Exit status: 0, or 1 when events that the tracker accepted are missing from
@@ -58,6 +59,7 @@ class Settings:
     out: Path
     work: Path
     ports: dict[str, int] = field(default_factory=dict)
+    kafka_nice: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -82,6 +84,7 @@ class Settings:
             config=Path(env.get("BENCH_CONFIG") or ROOT / "config" / "tracker.yaml"),
             out=Path(env.get("BENCH_OUT") or default_out),
             work=work,
+            kafka_nice=int(env.get("BENCH_KAFKA_NICE") or 10),
             ports={
                 "kafka": kafka,
                 "tracker": int(env.get("BENCH_TRACKER_PORT") or free_port()),
@@ -247,7 +250,7 @@ class Run:
         """Run both phases against a fresh broker; return the results."""
         started, load_before = time.time(), os.getloadavg()[0]
         self.prepare()
-        broker = Broker(self.s.ports["kafka"], self.s.work / "kafka")
+        broker = Broker(self.s.ports["kafka"], self.s.work / "kafka", self.s.kafka_nice)
         broker.up()
         try:
             self.measure_throughput(broker)
