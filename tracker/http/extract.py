@@ -140,12 +140,13 @@ def _copy(value: Any, limit: int) -> Any:
 
 def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, Any]) -> Lookup:
     """Return ``lookup(source, key)`` over the request's query, body, headers, cookies, path."""
-    sources = {"query": req.params, "body": body, "cookie": req.cookies, "path": params}
+    # Cookies are parsed only for a path with a cookie field (a browser sends them all).
+    sources = {"query": req.params, "body": body, "path": params}
 
     def lookup(source: str, key: str) -> Any:
         if source == "header":
             return req.get_header(key)
-        value = sources[source].get(key)
+        value = (req.cookies if source == "cookie" else sources[source]).get(key)
         return value[0] if isinstance(value, list) and value else value
 
     return lookup

@@ -55,7 +55,7 @@ class RequestLimits:
         query = env.get("QUERY_STRING", "")
         if len(path) + len(query) > self.max_url:
             self.refuse(414, "uri_too_long", f"The URL is over {self.max_url} characters.")
-        header_bytes = sum(len(k) + len(v) for k, v in env.items() if k.startswith("HTTP_"))
+        header_bytes = sum([len(k) + len(v) for k, v in env.items() if k[:5] == "HTTP_"])
         if header_bytes > self.max_headers:
             self.refuse(
                 431,
