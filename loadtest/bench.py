@@ -1,26 +1,14 @@
-"""Run the benchmark: references and tracker scenarios, then the Kafka count check.
+"""Run the benchmark: references and tracker scenarios, then the Kafka and ledger checks.
 
 Usage: ``make bench`` (full run, results in loadtest/results/) or
 ``make bench-smoke`` (a few seconds per scenario, results in var/bench/results/).
 Both go through ``loadtest/bench.sh``, which installs the tools. Settings come
-from the environment (see docs/performance.md):
-
-BENCH_SMOKE=1             short runs; results to var/bench/results
-BENCH_CONNECTIONS=32      wrk connections (one wrk thread)
-BENCH_WORKERS=1           worker processes of each server in the throughput runs
-BENCH_LATENCY_WORKERS=2   worker processes of each server in the latency runs
-BENCH_DURATION            seconds per throughput run (20; smoke 2)
-BENCH_LATENCY_DURATION    seconds per latency run (15; smoke 1)
-BENCH_WARMUP              seconds of wrk before each measured run (3; smoke 0: none)
-BENCH_ONLY=imp,win        run only these scenarios (the references always run)
-BENCH_CONFIG              tracker config (config/tracker.yaml)
-BENCH_OUT                 where the results go
-BENCH_KAFKA_NICE=10       the broker's niceness (it shares the cores; only the tracker uses it)
-BENCH_KAFKA_PORT BENCH_TRACKER_PORT BENCH_NGINX_PORT BENCH_FALCON_PORT  (free ports)
+from ``BENCH_*`` environment variables (:mod:`loadtest.settings`, docs/performance.md).
 
 Exit status: 0, or 1 when events that the tracker accepted are missing from
-Kafka (or more arrived) or a scenario's requests were not answered as it
-expects. Timing never fails the run.
+Kafka (or more arrived), the banker's ledger differs from the distinct billable
+notices accepted, or a scenario's requests were not answered as it expects.
+Timing never fails the run.
 """
 
 from __future__ import annotations
@@ -30,68 +18,18 @@ import shutil
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
+from collectors.banker.ledger import Ledger, connect
 from collectors.kafka import KafkaCollector
-from loadtest import load, report
+from loadtest import banker, load, report
 from loadtest.scenarios import HALF, REFERENCES, SCENARIOS, Scenario
-from loadtest.servers import ROOT, BareFalcon, Broker, Nginx, TrackerServer, free_port
+from loadtest.servers import ROOT, BareFalcon, Broker, Nginx, Redis, TrackerServer
+from loadtest.settings import Settings
 from tracker.config import load_file
 
 #: Distinct requests built per scenario; the load tools replay them in a loop.
 DISTINCT = 4000
-
-
-@dataclass
-class Settings:
-    """What a run does, from the environment."""
-
-    smoke: bool
-    connections: int
-    workers: int
-    latency_workers: int
-    duration: float
-    latency_duration: float
-    warmup: float
-    only: tuple[str, ...]
-    config: Path
-    out: Path
-    work: Path
-    ports: dict[str, int] = field(default_factory=dict)
-    kafka_nice: int = 10
-
-    @classmethod
-    def from_env(cls, env: dict[str, str]) -> Settings:
-        """Read the ``BENCH_*`` variables."""
-        smoke = env.get("BENCH_SMOKE", "") not in ("", "0")
-
-        def number(name: str, full: float, short: float) -> float:
-            return float(env.get(name) or (short if smoke else full))
-
-        work = ROOT / "var" / "bench"
-        default_out = work / "results" if smoke else ROOT / "loadtest" / "results"
-        kafka = int(env.get("BENCH_KAFKA_PORT") or free_port(pair=True))
-        return cls(
-            smoke=smoke,
-            connections=int(env.get("BENCH_CONNECTIONS") or 32),
-            workers=int(env.get("BENCH_WORKERS") or 1),
-            latency_workers=int(env.get("BENCH_LATENCY_WORKERS") or 2),
-            duration=number("BENCH_DURATION", 20, 2),
-            latency_duration=number("BENCH_LATENCY_DURATION", 15, 1),
-            warmup=number("BENCH_WARMUP", 3, 0),
-            only=tuple(n for n in env.get("BENCH_ONLY", "").split(",") if n),
-            config=Path(env.get("BENCH_CONFIG") or ROOT / "config" / "tracker.yaml"),
-            out=Path(env.get("BENCH_OUT") or default_out),
-            work=work,
-            kafka_nice=int(env.get("BENCH_KAFKA_NICE") or 10),
-            ports={
-                "kafka": kafka,
-                "tracker": int(env.get("BENCH_TRACKER_PORT") or free_port()),
-                "nginx": int(env.get("BENCH_NGINX_PORT") or free_port()),
-                "falcon": int(env.get("BENCH_FALCON_PORT") or free_port()),
-            },
-        )
 
 
 class Run:
@@ -102,11 +40,19 @@ class Run:
         self.wrk_bin = shutil.which("wrk") or "wrk"
         self.vegeta_bin = str(ROOT / "var" / "bin" / "vegeta")
         self.nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.scenarios = [s for s in SCENARIOS if not settings.only or s.name in settings.only]
         unknown = set(settings.only) - {s.name for s in SCENARIOS}
         if unknown:
             raise SystemExit(f"BENCH_ONLY names no scenario: {', '.join(sorted(unknown))}")
-        config = load_file(settings.config, {})
+        self.config = config = load_file(settings.config, {})
+        # Without a banker in the config there is nothing to compare /bill with.
+        self.bankers = banker.bankers(config)
+        self.scenarios = [
+            s
+            for s in SCENARIOS
+            if (not settings.only or {s.name, s.baseline} & set(settings.only))
+            and (s.server == "tracker" or self.bankers)
+        ]
+        self.plain_config = settings.work / "tracker-without-banker.yaml"
         # The Kafka collectors tracking paths route to: the rejected-requests
         # stream has a Kafka collector of its own, whose events no path accepted.
         routed = set().union(*(p.collectors for p in config.paths.values()))
@@ -115,7 +61,12 @@ class Run:
             for n, c in config.collectors.items()
             if n in routed and issubclass(c.cls, KafkaCollector)
         }
-        self.topics = set().union(*(config.collectors[n].create().topics() for n in kafka))
+        producers = [config.collectors[n].create() for n in sorted(kafka)]
+        self.topics = set().union(*(c.topics() for c in producers))
+        billed = {t for name in self.bankers for t in config.collectors[name].options["events"]}
+        self.billing_topics = {
+            c.routing.get(t, c.default_routing)[0] for c in producers for t in billed
+        }
         self.kafka_paths = {
             p.name for p in config.paths.values() if p.batch is None and kafka & set(p.collectors)
         }
@@ -124,19 +75,25 @@ class Run:
         self.latency: list[dict] = []
         self.rss: dict[str, list[float]] = {}
         self.accepted = 0
+        self.freshness: banker.Freshness | None = None
         self.problems: list[str] = []
 
     def url(self, target: str) -> str:
-        """Base URL of a server: ``tracker``, ``nginx`` or ``falcon``."""
+        """Base URL of a server: ``tracker``, ``plain``, ``nginx`` or ``falcon``."""
         return f"http://127.0.0.1:{self.s.ports[target]}"
 
     @staticmethod
     def target(scenario: Scenario) -> str:
         """Which server a scenario runs against."""
-        return scenario.name if scenario in REFERENCES else "tracker"
+        return scenario.name if scenario in REFERENCES else scenario.server
 
     def prepare(self) -> None:
-        """Write each scenario's requests for wrk and for vegeta."""
+        """Wipe what earlier runs left; write the config without the banker and the requests."""
+        for left in ("spool", "log", "plain"):
+            # An earlier run's banker spool would be replayed into this run's ledger.
+            shutil.rmtree(self.s.work / left, ignore_errors=True)
+        if self.bankers:
+            banker.without_banker(self.s.config, self.config, self.plain_config)
         shutil.rmtree(self.files, ignore_errors=True)
         self.files.mkdir(parents=True)
         for scenario in (*REFERENCES, *self.scenarios):
@@ -160,17 +117,31 @@ class Run:
             seconds,
         )
 
-    def servers(self, stack: ExitStack, workers: int, broker: Broker) -> TrackerServer:
-        """Start nginx, the bare Falcon app and the tracker with ``workers`` workers each."""
+    def servers(
+        self, stack: ExitStack, workers: int, broker: Broker, redis: Redis
+    ) -> dict[str, TrackerServer]:
+        """Start nginx, the bare Falcon app and the trackers with ``workers`` workers each.
+
+        Returns:
+            ``tracker`` (the config under test) and, when a scenario runs
+            against it, ``plain`` (the same config without the banker).
+        """
         work = self.s.work
         nginx = Nginx(self.nginx_bin, self.s.ports["nginx"], workers, work / "nginx")
         stack.callback(nginx.stop)
         falcon = BareFalcon(self.s.ports["falcon"], workers, work)
         stack.callback(falcon.stop)
-        port = self.s.ports["tracker"]
-        tracker = TrackerServer(self.s.config, port, workers, broker.bootstrap, work)
-        stack.callback(self.stop_tracker, tracker)
-        return tracker
+        configs = {"tracker": (self.s.config, work)}
+        if any(s.server == "plain" for s in self.scenarios):
+            configs["plain"] = (self.plain_config, work / "plain")
+        trackers = {}
+        for name, (config, directory) in configs.items():
+            port = self.s.ports[name]
+            trackers[name] = TrackerServer(
+                config, port, workers, broker.bootstrap, redis.url, directory
+            )
+            stack.callback(self.stop_tracker, trackers[name])
+        return trackers
 
     def stop_tracker(self, tracker: TrackerServer) -> None:
         """Count what the tracker accepted for Kafka, then stop it (its workers flush)."""
@@ -184,23 +155,24 @@ class Run:
         if code != 0:
             self.problems.append(f"the tracker exited with {code}{tracker.tail()}")
 
-    def measure_throughput(self, broker: Broker) -> None:
+    def measure_throughput(self, broker: Broker, redis: Redis) -> None:
         """Closed loop: each reference, every scenario, then the references again (not in smoke)."""
         with ExitStack() as stack:
-            tracker = self.servers(stack, self.s.workers, broker)
+            trackers = self.servers(stack, self.s.workers, broker, redis)
             runs: dict[str, list[load.Throughput]] = {r.name: [] for r in REFERENCES}
             for reference in REFERENCES:
                 self.warm(reference)
                 runs[reference.name].append(self.wrk(reference, self.s.duration))
             for scenario in self.scenarios:
                 self.warm(scenario)
+                tracker = trackers[scenario.server]
                 before = tracker.counters()
                 result = self.wrk(scenario, self.s.duration)
                 self.throughput.append(self.judge(scenario, result, before, tracker.counters()))
                 print(report.progress(self.throughput[-1]), flush=True)
             for reference in () if self.s.smoke else REFERENCES:
                 runs[reference.name].append(self.wrk(reference, self.s.duration))
-            self.rss["throughput"] = tracker.worker_rss_mib()
+            self.rss["throughput"] = trackers["tracker"].worker_rss_mib()
         references = [report.reference_row(r, runs[r.name]) for r in REFERENCES]
         report.add_ratios(self.throughput, references)
         self.throughput[:0] = references
@@ -227,37 +199,114 @@ class Run:
             )
         return row
 
-    def measure_latency(self, broker: Broker) -> None:
-        """Open loop: constant arrival rates with vegeta, on ``latency_workers`` workers."""
-        maxima = {row["name"]: row["rps"] for row in self.throughput}
+    def measure_latency(self, broker: Broker, redis: Redis) -> None:
+        """Open loop: constant arrival rates with vegeta, on ``latency_workers`` workers.
+
+        Then, when ``/bill`` is measured and the config has a banker, the
+        banker's spend freshness at ``freshness_rate`` notices/s.
+        """
         with ExitStack() as stack:
-            tracker = self.servers(stack, self.s.latency_workers, broker)
-            for scenario in (*REFERENCES, *self.scenarios):
-                rates = sorted(
-                    {int(maxima[scenario.name] / 2) if r == HALF else r for r in scenario.rates}
-                )
-                if rates:
+            trackers = self.servers(stack, self.s.latency_workers, broker, redis)
+            warmed: set[str] = set()
+            for scenario, rate in self.latency_runs():
+                if scenario.name not in warmed:
+                    warmed.add(scenario.name)
                     self.warm(scenario)
-                for rate in (r for r in rates if r > 0):
-                    targets = self.files / f"{scenario.name}.json"
-                    result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
-                    tracker.wait_idle(timeout=30)
-                    self.latency.append({"name": scenario.name, **asdict(result)})
-                    print(report.progress_latency(self.latency[-1]), flush=True)
-            self.rss["latency"] = tracker.worker_rss_mib()
+                targets = self.files / f"{scenario.name}.json"
+                result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
+                if scenario.server in trackers:
+                    trackers[scenario.server].wait_idle(timeout=30)
+                self.latency.append({"name": scenario.name, **asdict(result)})
+                print(report.progress_latency(self.latency[-1]), flush=True)
+            if self.bankers and any(s.name == "bill" for s in self.scenarios):
+                self.measure_freshness(trackers["tracker"], redis)
+            self.rss["latency"] = trackers["tracker"].worker_rss_mib()
+
+    def latency_runs(self) -> list[tuple[Scenario, int]]:
+        """List each scenario's arrival rates, a baseline's twin after it at each rate.
+
+        ``bill-plain`` at a rate runs right after ``bill`` at that rate, so the
+        machine's load of the moment weighs on both alike.
+        """
+        maxima = {row["name"]: row["rps"] for row in self.throughput}
+        runs = []
+        for scenario in (*REFERENCES, *self.scenarios):
+            half = int(maxima.get(scenario.baseline or "", maxima[scenario.name]) / 2)
+            runs += [
+                (scenario, r) for r in sorted({half if r == HALF else r for r in scenario.rates})
+            ]
+        ordered = [run for run in runs if run[0].baseline is None and run[1] > 0]
+        for scenario, rate in runs:
+            if scenario.baseline is None or rate <= 0:
+                continue
+            at = [i for i, (s, r) in enumerate(ordered) if (s.name, r) == (scenario.baseline, rate)]
+            ordered.insert(at[0] + 1 if at else len(ordered), (scenario, rate))
+        return ordered
+
+    def measure_freshness(self, tracker: TrackerServer, redis: Redis) -> None:
+        """Billing notices at a constant rate; time until each one's spend is in Redis."""
+        options = self.config.collectors[self.bankers[0]].options
+        client = connect(redis.url, False, 5.0)
+        self.freshness = banker.freshness(
+            tracker.url,
+            client,
+            options["key_prefix"],
+            self.s.freshness_rate,
+            self.s.latency_duration,
+        )
+        tracker.wait_idle(timeout=30)
+        print(report.progress_freshness(asdict(self.freshness)), flush=True)
+        if self.freshness.errors or self.freshness.visible != self.freshness.notices:
+            self.problems.append(
+                f"banker freshness: {self.freshness.notices} notices sent, "
+                f"{self.freshness.errors} not answered 204, "
+                f"{self.freshness.notices - self.freshness.visible} never visible in Redis"
+            )
+
+    def check_ledger(self, broker: Broker, redis: Redis) -> dict:
+        """The banker's figures: its ledger against Kafka, and its own cost in-process."""
+        if not self.bankers:
+            return {}
+        name = self.bankers[0]
+        options = self.config.collectors[name].options
+        events = banker.read_events(broker.bootstrap, self.billing_topics, set(options["events"]))
+        ledger = Ledger(connect(redis.url, False, 5.0), options["key_prefix"])
+        figures, problems = banker.check(self.config, events, ledger, name)
+        self.problems += problems
+        # The in-process timing uses Redis database 1: the checked ledger is in 0.
+        environ = {
+            **os.environ,
+            "TRACKER_REDIS_URL": redis.url.removesuffix("/0") + "/1",
+            "TRACKER_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "TRACKER_SPOOL_DIR": str(self.s.work / "spool" / "in-process"),
+            "TRACKER_LOG_DIR": str(self.s.work / "log" / "in-process"),
+        }
+        config = load_file(self.s.config, environ)
+        cost = banker.collector_cost(config, name, 2000 if self.s.smoke else 20000)
+        return {
+            "ledger": figures,
+            "freshness": asdict(self.freshness) if self.freshness else None,
+            "collector": cost,
+        }
 
     def execute(self) -> dict:
-        """Run both phases against a fresh broker; return the results."""
+        """Run both phases against a fresh broker and Redis; return the results."""
         started, load_before = time.time(), os.getloadavg()[0]
         self.prepare()
         broker = Broker(self.s.ports["kafka"], self.s.work / "kafka", self.s.kafka_nice)
+        redis = Redis(self.s.ports["redis"], self.s.work / "redis")
         broker.up()
         try:
-            self.measure_throughput(broker)
-            self.measure_latency(broker)
+            redis.up()
+            self.measure_throughput(broker, redis)
+            self.measure_latency(broker, redis)
             found = broker.message_count(self.topics)
+            banker_figures = self.check_ledger(broker, redis)
         finally:
-            broker.down()
+            try:
+                redis.down()
+            finally:
+                broker.down()
         if found != self.accepted:
             self.problems.append(
                 f"KAFKA COUNT MISMATCH: the tracker accepted {self.accepted} events for Kafka, "
@@ -272,12 +321,13 @@ class Run:
             "latency": self.latency,
             "worker_rss_mib": self.rss,
             "kafka": {"accepted": self.accepted, "arrived": found},
+            "banker": banker_figures,
             "problems": self.problems,
         }
 
 
 def main() -> int:
-    """Run the benchmark, write the results, print the table; 1 on a count mismatch."""
+    """Run the benchmark, write the results, print the table; 1 on a failed check."""
     settings = Settings.from_env(dict(os.environ))
     results = Run(settings).execute()
     paths = report.write(results, settings.out)

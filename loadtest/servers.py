@@ -1,4 +1,4 @@
-"""The processes a benchmark run starts: a Kafka broker, the tracker and the two references.
+"""The processes a benchmark run starts: Kafka, Redis, the tracker and the two references.
 
 Each is started from the project's own scripts or with the tools that
 ``loadtest/bench.sh`` installs, listens on 127.0.0.1 only and is stopped by the
@@ -157,6 +157,29 @@ class Broker:
             consumer.close()
 
 
+class Redis:
+    """A Redis of its own for the banker (``scripts/redis/redis.sh``), data wiped at each start."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.data_dir = data_dir
+        self.env = {**os.environ, "REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)}
+
+    def _run(self, command: str) -> None:
+        script = ROOT / "scripts" / "redis" / "redis.sh"
+        subprocess.run(["bash", str(script), command], env=self.env, check=True)
+
+    def up(self) -> None:
+        """Stop a Redis left by an earlier run, wipe its data, start a fresh one."""
+        self._run("down")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._run("up")
+
+    def down(self) -> None:
+        """Stop Redis."""
+        self._run("down")
+
+
 class Nginx(Process):
     """The nginx ``empty_gif`` reference (Debian nginx-light), config generated into var/."""
 
@@ -207,9 +230,11 @@ class BareFalcon(Process):
 
 
 class TrackerServer(Process):
-    """``tracker serve`` with meinheld workers, producing to the benchmark's broker."""
+    """``tracker serve`` with meinheld workers, on the benchmark's broker and Redis."""
 
-    def __init__(self, config: Path, port: int, workers: int, bootstrap: str, work: Path) -> None:
+    def __init__(
+        self, config: Path, port: int, workers: int, bootstrap: str, redis_url: str, work: Path
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         # /metrics answers on the admin listener only.
         admin_port = free_port()
@@ -221,6 +246,7 @@ class TrackerServer(Process):
             "TRACKER_WORKERS": str(workers),
             "TRACKER_WORKER_CLASS": "meinheld",
             "TRACKER_KAFKA_BOOTSTRAP": bootstrap,
+            "TRACKER_REDIS_URL": redis_url,
             "TRACKER_LOG_DIR": str(work / "log"),
             "TRACKER_SPOOL_DIR": str(work / "spool"),
             "TRACKER_CLICK_KEYS": CLICK_KEYS,
