@@ -222,7 +222,7 @@ def check(
     options = config.collectors[name].options
     metrics, dimension = dict(options["events"]), options["campaign_dimension"]
     mine, plain = [], 0
-    for event in events:
+    for event in (e for e in events if e["type"] in metrics):
         if str(event["dimensions"].get(dimension, "")).startswith(PLAIN_PREFIX):
             plain += 1
         else:

@@ -212,6 +212,8 @@ class Run:
                 if scenario.name not in warmed:
                     warmed.add(scenario.name)
                     self.warm(scenario)
+                    if scenario.server in trackers:  # the warm-up's backlog, not the run's
+                        trackers[scenario.server].wait_idle(timeout=30)
                 targets = self.files / f"{scenario.name}.json"
                 result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
                 if scenario.server in trackers:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlsplit
 
 import falcon.testing
 import pytest
 
-from loadtest import load, report
+from collectors.banker import BankerCollector
+from collectors.banker.options import BankerOptions
+from collectors.memory import MemoryCollector
+from loadtest import banker, load, report
+from loadtest.bench import Run
 from loadtest.scenarios import CLICK_KEYS, REFERENCES, SCENARIOS, Scenario
+from loadtest.settings import Settings
 from loadtest.stages import Stages, environs
 from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
+from tracker.http.app import Tracker
+from tracker.pipeline import Pipeline
 
 SAMPLE = 100  # the mix repeats every 100 requests
 
@@ -162,3 +170,145 @@ def test_stages_time_every_stage_of_an_impression(bench_app):
         "collect: log (MemoryCollector)": 3,
         "response (pixel)": 3,
     }
+
+
+def test_the_config_without_the_banker_differs_in_the_banker_only(tmp_path):
+    source = ROOT / "config" / "tracker.yaml"
+    config = load_file(source, {})
+    plain = load_file(banker.without_banker(source, config, tmp_path / "plain.yaml"), {})
+    assert banker.bankers(config) == ["banker"]
+    assert banker.bankers(plain) == []
+    assert "banker" not in plain.collectors
+    assert plain.paths["billing"].collectors == ("kafka", "log", "partner")
+    for name, path in config.paths.items():
+        assert [c for c in path.collectors if c != "banker"] == list(plain.paths[name].collectors)
+
+
+def test_each_bill_plain_latency_run_follows_bill_at_the_same_rate():
+    run = Run(Settings.from_env({"BENCH_SMOKE": "1", "BENCH_ONLY": "bill,win"}))
+    assert [s.name for s in run.scenarios] == ["win", "bill", "bill-plain"]
+    run.throughput = [{"name": n, "rps": 1000.0} for n in ("nginx", "falcon", "win")]
+    run.throughput += [{"name": "bill", "rps": 300.0}, {"name": "bill-plain", "rps": 900.0}]
+    order = [(s.name, rate) for s, rate in run.latency_runs()]
+    assert order[-4:] == [("bill", 150), ("bill-plain", 150), ("bill", 1000), ("bill-plain", 1000)]
+
+
+@pytest.fixture
+def banker_app(redis_node, tmp_path):
+    """The shipped config with memory collectors, but a real banker on the test Redis."""
+    config = load_file(ROOT / "config" / "tracker.yaml", {"TRACKER_CLICK_KEYS": CLICK_KEYS})
+    options = {
+        "redis_url": redis_node.url,
+        "key_prefix": "bench" + uuid.uuid4().hex[:8],
+        "flush_interval": 0.02,
+        "spool": {"directory": str(tmp_path / "spool")},
+    }
+    collector = BankerCollector("banker", BankerOptions().load(options))
+    collectors = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
+    collectors["banker"] = collector
+    preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
+    filters = {name: p.filter for name, p in config.collectors.items()}
+    tracker = Tracker(config, Pipeline(collectors, preprocessors, filters))
+    tracker.open()
+    yield config, falcon.testing.TestClient(tracker.wsgi), collectors
+    tracker.close(5.0)
+
+
+def ledger_check(config, collectors) -> tuple[dict, list[str]]:
+    assert collectors["banker"].flush(15.0) == 0
+    events = [e.to_dict() for e in collectors["kafka"].events]
+    return banker.check(config, events, collectors["banker"]._ledger(), "banker")
+
+
+@pytest.mark.redis
+def test_the_ledger_check_holds_for_the_benchmark_notices_and_catches_a_difference(banker_app):
+    config, client, collectors = banker_app
+    scenarios = {s.name: s for s in SCENARIOS}
+    for name, count in (("bill", 60), ("bill", 30), ("events", 10), ("rejected", 20), ("mix", 100)):
+        for i in range(count):  # the second pass of bill: duplicates, refused by the ledger
+            assert send(client, scenarios[name], i).status_code < 500
+    audit = client.simulate_get("/bill", query_string="aid=audit-1&cid=c-1&price=AUDIT")
+    assert audit.status_code == 204
+    figures, problems = ledger_check(config, collectors)
+    assert problems == []
+    # 60 distinct /bill; of the batches' 20 billings, 14 carry auction ids of
+    # those 60 (the same event id) and 6 are new; 5 in the mix. The AUDIT
+    # notice, the refused price macros and the 30 repeats add nothing.
+    assert figures["distinct_billable"] == 60 + 6 + 5
+    assert figures["notices_accepted"] == 90 + 20 + 5 + 1
+    expected = banker.expected_spend(
+        [e.to_dict() for e in collectors["kafka"].events],
+        {"billing": "spend_micros"},
+        "campaign_id",
+    )
+    assert figures["spend_micros"] == sum(m for m, _ in expected.values()) > 0
+
+    ledger = collectors["banker"]._ledger()
+    ledger.client.hincrby(f"{ledger.keys.base('c-2')}:total", "spend_micros", 1)
+    _, problems = ledger_check(config, collectors)
+    assert len(problems) == 1
+    assert problems[0].startswith("BANKER LEDGER MISMATCH: campaign c-2: ")
+    assert problems[0].endswith(f"worth {expected['c-2'][0] + 1}")
+
+
+@pytest.mark.redis
+def test_the_ledger_check_fails_when_the_tracker_without_the_banker_still_banks(banker_app):
+    config, client, collectors = banker_app
+    bill_plain = next(s for s in SCENARIOS if s.name == "bill-plain")
+    for i in range(4):
+        assert send(client, bill_plain, i).status_code == 204
+    figures, problems = ledger_check(config, collectors)
+    assert figures["notices_without_banker"] == 4
+    assert figures["distinct_billable"] == 0
+    assert len(problems) == 4
+    assert all("but no accepted notice" in p for p in problems)
+
+
+def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
+    row = {"p99_ms": 0.0, "achieved_rps": 0.0}
+    results = {
+        "throughput": [
+            {"name": "bill", "rps": 450.0, "p99_ms": 30.0},
+            {"name": "bill-plain", "rps": 500.0, "p99_ms": 20.0},
+        ],
+        "latency": [
+            {**row, "name": "bill", "rate": 250, "p99_ms": 12.0, "achieved_rps": 250.0},
+            {**row, "name": "bill-plain", "rate": 250, "p99_ms": 8.0, "achieved_rps": 250.0},
+        ],
+        "banker": {
+            "freshness": {
+                "rate": 200,
+                "notices": 200,
+                "achieved_rps": 199.0,
+                "visible": 200,
+                "errors": 0,
+                "p50_ms": 55.0,
+                "p99_ms": 110.0,
+                "max_ms": 120.0,
+            },
+            "ledger": {
+                "notices_accepted": 10,
+                "distinct_billable": 8,
+                "campaigns": 4,
+                "spend_micros": 16000,
+                "notices_without_banker": 0,
+                "mismatches": 1,
+            },
+            "collector": {
+                "notices": 100,
+                "collect_p50_us": 2.0,
+                "collect_p99_us": 9.0,
+                "collect_mean_us": 3.0,
+                "lua_batch": 500,
+                "lua_p50_ms": 7.0,
+                "lua_max_ms": 9.0,
+                "lua_us_per_notice": 14.0,
+            },
+        },
+    }
+    text = "\n".join(report.banker_lines(results))
+    assert "| req/s, closed loop | 450 | 500 | 0.90 |" in text
+    assert "| p99 ms, closed loop | 30.00 | 20.00 | 1.50 |" in text
+    assert "| p99 ms at 250 req/s (achieved 250 and 250) | 12.00 | 8.00 | 1.50 |" in text
+    assert "p50 55.0 ms, p99 110.0 ms" in text
+    assert "(1 campaigns differ in the ledger: MISMATCH)." in text
