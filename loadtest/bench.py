@@ -212,7 +212,8 @@ class Run:
                 if scenario.name not in warmed:
                     warmed.add(scenario.name)
                     self.warm(scenario)
-                    if scenario.server in trackers:  # the warm-up's backlog, not the run's
+                    if self.s.warmup > 0 and scenario.server in trackers:
+                        # The warm-up's backlog must not spill into the measured run.
                         trackers[scenario.server].wait_idle(timeout=30)
                 targets = self.files / f"{scenario.name}.json"
                 result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)

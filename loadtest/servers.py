@@ -104,8 +104,37 @@ class Process:
         return self.popen.returncode
 
 
-class Broker:
-    """A broker of its own (``scripts/kafka/kafka.sh``), data wiped at each start.
+class Scripted:
+    """A server run by one of the project's scripts (``up``/``down``), data wiped at each start.
+
+    ``nice`` lowers its CPU priority from ``up`` on.
+    """
+
+    script = ""  # relative to the repository
+
+    def __init__(self, data_dir: Path, env: dict[str, str], nice: int = 0) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, **env}
+        self.nice = nice
+
+    def _run(self, command: str) -> None:
+        nice = ["nice", "-n", str(self.nice)] if self.nice and command == "up" else []
+        script = ROOT / self.script
+        subprocess.run([*nice, "bash", str(script), command], env=self.env, check=True)
+
+    def up(self) -> None:
+        """Stop one left by an earlier run, wipe its data, start a fresh one."""
+        self._run("down")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._run("up")
+
+    def down(self) -> None:
+        """Stop it."""
+        self._run("down")
+
+
+class Broker(Scripted):
+    """A Kafka broker of its own (``scripts/kafka/kafka.sh``).
 
     ``nice`` lowers the broker's CPU priority. In production the broker runs on
     machines of its own; here it shares the two cores with the servers under
@@ -114,31 +143,16 @@ class Broker:
     linger) would count against the tracker alone and not the references.
     """
 
+    script = "scripts/kafka/kafka.sh"
+
     def __init__(self, port: int, data_dir: Path, nice: int = 0) -> None:
         self.bootstrap = f"127.0.0.1:{port}"
-        self.data_dir = data_dir
-        self.nice = nice
-        self.env = {
-            **os.environ,
+        env = {
             "KAFKA_PORT": str(port),
             "KAFKA_CONTROLLER_PORT": str(port + 1),
             "KAFKA_DATA_DIR": str(data_dir),
         }
-
-    def _run(self, command: str) -> None:
-        script = ROOT / "scripts" / "kafka" / "kafka.sh"
-        nice = ["nice", "-n", str(self.nice)] if self.nice and command == "up" else []
-        subprocess.run([*nice, "bash", str(script), command], env=self.env, check=True)
-
-    def up(self) -> None:
-        """Stop a broker left by an earlier run, wipe its data, start a fresh one."""
-        self._run("down")
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        self._run("up")
-
-    def down(self) -> None:
-        """Stop the broker."""
-        self._run("down")
+        super().__init__(data_dir, env, nice)
 
     def message_count(self, topics: set[str]) -> int:
         """Count the messages in ``topics`` from their partitions' offsets."""
@@ -157,27 +171,14 @@ class Broker:
             consumer.close()
 
 
-class Redis:
-    """A Redis of its own for the banker (``scripts/redis/redis.sh``), data wiped at each start."""
+class Redis(Scripted):
+    """A Redis of its own for the banker (``scripts/redis/redis.sh``)."""
+
+    script = "scripts/redis/redis.sh"
 
     def __init__(self, port: int, data_dir: Path) -> None:
         self.url = f"redis://127.0.0.1:{port}/0"
-        self.data_dir = data_dir
-        self.env = {**os.environ, "REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)}
-
-    def _run(self, command: str) -> None:
-        script = ROOT / "scripts" / "redis" / "redis.sh"
-        subprocess.run(["bash", str(script), command], env=self.env, check=True)
-
-    def up(self) -> None:
-        """Stop a Redis left by an earlier run, wipe its data, start a fresh one."""
-        self._run("down")
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        self._run("up")
-
-    def down(self) -> None:
-        """Stop Redis."""
-        self._run("down")
+        super().__init__(data_dir, {"REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)})
 
 
 class Nginx(Process):
