@@ -237,7 +237,8 @@ def banker_lines(results: dict) -> list[str]:
         f"{cost['collect_p99_us']:.1f} µs, mean {cost['collect_mean_us']:.1f} µs per notice "
         f"({cost['notices']:,} notices); the Lua step {cost['lua_p50_ms']:.2f} ms per batch of "
         f"{cost['lua_batch']} (max {cost['lua_max_ms']:.2f} ms), "
-        f"{cost['lua_us_per_notice']:.1f} µs per notice."
+        f"{cost['lua_us_per_notice']:.1f} µs per notice, of which "
+        f"{cost['client_cpu_us_per_notice']:.1f} µs of the flushing thread's CPU."
     )
     return lines
 

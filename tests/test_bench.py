@@ -303,6 +303,7 @@ def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
                 "lua_p50_ms": 7.0,
                 "lua_max_ms": 9.0,
                 "lua_us_per_notice": 14.0,
+                "client_cpu_us_per_notice": 6.0,
             },
         },
     }
@@ -312,3 +313,4 @@ def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
     assert "| p99 ms at 250 req/s (achieved 250 and 250) | 12.00 | 8.00 | 1.50 |" in text
     assert "p50 55.0 ms, p99 110.0 ms" in text
     assert "(1 campaigns differ in the ledger: MISMATCH)." in text
+    assert "14.0 µs per notice, of which 6.0 µs of the flushing thread's CPU." in text
