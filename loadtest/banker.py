@@ -35,7 +35,7 @@ from tracker.event import Event
 
 
 def bankers(config: Config) -> list[str]:
-    """Names of the banker collectors of ``config`` that a path routes to."""
+    """Return the names of the banker collectors of ``config`` that a path routes to."""
     routed = set().union(*(p.collectors for p in config.paths.values()))
     return sorted(
         n
@@ -169,7 +169,7 @@ def freshness(
 def expected_spend(
     events: Iterable[dict[str, Any]], metrics: dict[str, str], campaign_dimension: str
 ) -> dict[str, tuple[int, int]]:
-    """Spend and count of the distinct billable notices, per campaign.
+    """Sum the spend and count the distinct billable notices, per campaign.
 
     Args:
         events: Events as the tracker wrote them (``Event.to_dict``), duplicates included.
