@@ -95,8 +95,9 @@ def test_loader_answers_as_marshmallow(path, data):
 def test_a_fail_fast_loader_raises_the_first_error_marshmallow_raises(path, data):
     names = [spec.name for spec in path.fields]
     raw = data.draw(st.dictionaries(st.sampled_from(names), VALUES, max_size=len(names)))
-    fast, expected = outcome(Loader(build_schema(path), fail_fast=True).load, raw), outcome(
-        reference_schema(path).load, raw
+    fast, expected = (
+        outcome(Loader(build_schema(path), fail_fast=True).load, raw),
+        outcome(reference_schema(path).load, raw),
     )
     if expected[0] == "ok":
         assert fast == expected
