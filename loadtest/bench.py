@@ -296,8 +296,8 @@ class Run:
         """Run both phases against a fresh broker and Redis; return the results."""
         started, load_before = time.time(), os.getloadavg()[0]
         self.prepare()
-        broker = Broker(self.s.ports["kafka"], self.s.work / "kafka", self.s.kafka_nice)
-        redis = Redis(self.s.ports["redis"], self.s.work / "redis")
+        broker = Broker(self.s.ports["kafka"], self.s.work / "kafka", self.s.nice)
+        redis = Redis(self.s.ports["redis"], self.s.work / "redis", self.s.nice)
         broker.up()
         try:
             redis.up()

@@ -172,13 +172,14 @@ class Broker(Scripted):
 
 
 class Redis(Scripted):
-    """A Redis of its own for the banker (``scripts/redis/redis.sh``)."""
+    """A Redis of its own for the banker (``scripts/redis/redis.sh``), niced like the broker."""
 
     script = "scripts/redis/redis.sh"
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, data_dir: Path, nice: int = 0) -> None:
         self.url = f"redis://127.0.0.1:{port}/0"
-        super().__init__(data_dir, {"REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)})
+        env = {"REDIS_PORT": str(port), "REDIS_DATA_DIR": str(data_dir)}
+        super().__init__(data_dir, env, nice)
 
 
 class Nginx(Process):

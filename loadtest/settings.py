@@ -12,7 +12,7 @@ BENCH_ONLY=imp,win        run only these scenarios (the references always run; b
 BENCH_CONFIG              tracker config (config/tracker.yaml)
 BENCH_OUT                 where the results go
 BENCH_FRESHNESS_RATE=200  billing notices/s of the banker's freshness run
-BENCH_KAFKA_NICE=10       the broker's niceness (it shares the cores; only the tracker uses it)
+BENCH_NICE=10             niceness of the broker and Redis (they share the cores with the servers)
 BENCH_KAFKA_PORT BENCH_REDIS_PORT BENCH_TRACKER_PORT BENCH_PLAIN_PORT BENCH_NGINX_PORT
 BENCH_FALCON_PORT         (free ports)
 """
@@ -42,7 +42,7 @@ class Settings:
     out: Path
     work: Path
     ports: dict[str, int] = field(default_factory=dict)
-    kafka_nice: int = 10
+    nice: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -68,7 +68,7 @@ class Settings:
             config=Path(env.get("BENCH_CONFIG") or ROOT / "config" / "tracker.yaml"),
             out=Path(env.get("BENCH_OUT") or default_out),
             work=work,
-            kafka_nice=int(env.get("BENCH_KAFKA_NICE") or 10),
+            nice=int(env.get("BENCH_NICE") or 10),
             ports={
                 "kafka": kafka,
                 "redis": int(env.get("BENCH_REDIS_PORT") or free_port()),
