@@ -216,10 +216,20 @@ class Run:
                         # The warm-up's backlog must not spill into the measured run.
                         trackers[scenario.server].wait_idle(timeout=30)
                 targets = self.files / f"{scenario.name}.json"
+                server = trackers.get(scenario.server)
+                measured = server is not None and scenario not in REFERENCES
+                meters = {"tracker": server, "kafka": broker, "redis": redis} if measured else {}
+                before = {name: m.cpu_seconds() for name, m in meters.items()}
                 result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
-                if scenario.server in trackers:
-                    trackers[scenario.server].wait_idle(timeout=30)
-                self.latency.append({"name": scenario.name, **asdict(result)})
+                if server is not None:
+                    server.wait_idle(timeout=30)  # a backlog's CPU counts too
+                # CPU per request of the tracker (master and workers, every thread), the
+                # broker and Redis: what the two cores were shared out to, load-independent.
+                cpu = {
+                    name: round((m.cpu_seconds() - before[name]) / result.requests * 1e6)
+                    for name, m in meters.items()
+                }
+                self.latency.append({"name": scenario.name, **asdict(result), "cpu_us": cpu})
                 print(report.progress_latency(self.latency[-1]), flush=True)
             if self.bankers and any(s.name == "bill" for s in self.scenarios):
                 self.measure_freshness(trackers["tracker"], redis)

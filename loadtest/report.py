@@ -110,6 +110,11 @@ def progress_freshness(row: dict) -> str:
     )
 
 
+def _cpu(row: dict, server: str) -> str:
+    value = row.get("cpu_us", {}).get(server)
+    return "" if value is None else f"{value:,}"
+
+
 def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
@@ -143,8 +148,9 @@ def markdown(results: dict) -> str:
     lines += [
         "",
         "| scenario | arrival rate | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
-        "| max ms | errors | p99 / nginx p99 | p99 / bare Falcon p99 |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| max ms | errors | p99 / nginx p99 | p99 / bare Falcon p99 "
+        "| CPU µs/req: tracker | Kafka | Redis |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     p99 = {(r["name"], r["rate"]): r["p99_ms"] for r in results["latency"]}
     for r in results["latency"]:
@@ -156,7 +162,8 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {r['name']} | {r['rate']:,} | {r['achieved_rps']:,.0f} | {r['p50_ms']:.2f} | "
             f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['max_ms']:.1f} | "
-            f"{r['errors']:,} | {shown[0]} | {shown[1]} |"
+            f"{r['errors']:,} | {shown[0]} | {shown[1]} | {_cpu(r, 'tracker')} | "
+            f"{_cpu(r, 'kafka')} | {_cpu(r, 'redis')} |"
         )
     rss = results["worker_rss_mib"]
     kafka = results["kafka"]

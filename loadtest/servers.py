@@ -38,6 +38,27 @@ def free_port(pair: bool = False) -> int:
     raise RuntimeError("no free port pair on 127.0.0.1")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system, every thread) ``pids`` have used, in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def with_children(pid: int) -> list[int]:
+    """Return ``pid`` and its direct children (gunicorn's workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
 def _free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -85,6 +106,10 @@ class Process:
         lines = self.log.read_text(errors="replace").splitlines()[-20:]
         return "\n--- " + str(self.log) + "\n" + "\n".join(lines)
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the server and its workers have used so far."""
+        return cpu_seconds(with_children(self.popen.pid))
+
     def worker_rss_mib(self) -> list[float]:
         """Return the resident memory of each child (worker) of this process, in MiB."""
         out = subprocess.run(
@@ -111,6 +136,7 @@ class Scripted:
     """
 
     script = ""  # relative to the repository
+    pid_file = ""  # relative to the data directory
 
     def __init__(self, data_dir: Path, env: dict[str, str], nice: int = 0) -> None:
         self.data_dir = data_dir
@@ -132,6 +158,14 @@ class Scripted:
         """Stop it."""
         self._run("down")
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the server has used so far (0 when it is not running)."""
+        try:
+            pid = int((self.data_dir / self.pid_file).read_text())
+        except (OSError, ValueError):
+            return 0.0
+        return cpu_seconds([pid])
+
 
 class Broker(Scripted):
     """A Kafka broker of its own (``scripts/kafka/kafka.sh``).
@@ -144,6 +178,7 @@ class Broker(Scripted):
     """
 
     script = "scripts/kafka/kafka.sh"
+    pid_file = "kafka.pid"
 
     def __init__(self, port: int, data_dir: Path, nice: int = 0) -> None:
         self.bootstrap = f"127.0.0.1:{port}"
@@ -175,6 +210,7 @@ class Redis(Scripted):
     """A Redis of its own for the banker (``scripts/redis/redis.sh``), niced like the broker."""
 
     script = "scripts/redis/redis.sh"
+    pid_file = "redis.pid"
 
     def __init__(self, port: int, data_dir: Path, nice: int = 0) -> None:
         self.url = f"redis://127.0.0.1:{port}/0"
