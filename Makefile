@@ -87,8 +87,8 @@ unit: install
 integration: install browser
 	$(BIN)/python -m pytest -q tests/integration
 
-# Installs helm from the Go module proxy into var/bin once, then lints and renders
-# the chart; the venv's Python also validates the rendered tracker config.
+# Installs helm from the Go module proxy into var/bin once, then lints, renders and
+# packages the chart; tests/test_chart.py (in `make test`) checks what it renders.
 helm-lint: install
 	PYTHON=$(BIN)/python bash scripts/helm.sh
 

@@ -87,23 +87,25 @@ or repository@digest when image.digest is set.
 {{/*
 Environment shared by the server and the topics job: what the tracker YAML refers to
 (${TRACKER_KAFKA_BOOTSTRAP}, ${TRACKER_REDIS_URL}, ${TRACKER_LOG_DIR}, ${TRACKER_SPOOL_DIR} and the secrets)
-and the log level. The secrets are optional secretKeyRefs: a missing Secret or key
-leaves the variable unset, and the shipped config's ${NAME:-} then reads "".
+and the log level. The secrets are optional secretKeyRefs to the Secret named
+`secret` (none when empty): a missing Secret or key leaves the variable unset, and
+the shipped config's ${NAME:-} then reads "". Called with (dict "root" $ "secret" name).
 */}}
 {{- define "tracker.env" -}}
+{{- $values := .root.Values }}
 - name: TRACKER_CONFIG
-  value: {{ printf "%s/tracker.yaml" .Values.paths.config | quote }}
+  value: {{ printf "%s/tracker.yaml" $values.paths.config | quote }}
 - name: TRACKER_KAFKA_BOOTSTRAP
-  value: {{ required "kafka.bootstrapServers is required" .Values.kafka.bootstrapServers | quote }}
+  value: {{ required "kafka.bootstrapServers is required" $values.kafka.bootstrapServers | quote }}
 - name: TRACKER_REDIS_URL
-  value: {{ required "redis.url is required" .Values.redis.url | quote }}
+  value: {{ required "redis.url is required" $values.redis.url | quote }}
 - name: TRACKER_LOG_DIR
-  value: {{ .Values.paths.logDir | quote }}
+  value: {{ $values.paths.logDir | quote }}
 - name: TRACKER_SPOOL_DIR
-  value: {{ .Values.paths.spoolDir | quote }}
+  value: {{ $values.paths.spoolDir | quote }}
 - name: TRACKER_LOG_LEVEL
-  value: {{ .Values.server.logLevel | quote }}
-{{- with include "tracker.secretName" . }}
+  value: {{ $values.server.logLevel | quote }}
+{{- with .secret }}
 {{- $secret := . }}
 {{- range $env, $key := dict "TRACKER_CLICK_KEYS" "clickKeys" "TRACKER_PRICE_ENCRYPTION_KEY" "priceEncryptionKey" "TRACKER_PRICE_INTEGRITY_KEY" "priceIntegrityKey" }}
 - name: {{ $env }}
@@ -114,7 +116,7 @@ leaves the variable unset, and the shipped config's ${NAME:-} then reads "".
       optional: true
 {{- end }}
 {{- end }}
-{{- with .Values.extraEnv }}
+{{- with $values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -177,13 +179,61 @@ works without also setting spool.volume.emptyDir=null.
 {{- end }}
 
 {{/*
-The volume holding the tracker YAML, for the server and the topics job.
+The volume holding the tracker YAML: the ConfigMap named by the argument (the
+release's for the server, the hook's own for the topics job).
 */}}
 {{- define "tracker.configVolume" -}}
 - name: config
   configMap:
-    name: {{ include "tracker.fullname" . }}
+    name: {{ . }}
     items:
       - key: tracker.yaml
         path: tracker.yaml
+{{- end }}
+
+{{/*
+Name of the topics hook's objects (Job, ConfigMap, Secret, ServiceAccount).
+*/}}
+{{- define "tracker.topicsName" -}}
+{{- printf "%s-topics" (include "tracker.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The Secret of the topics job's keys: the existingSecret (made before the install),
+its own pre-install copy of the chart's Secret, or none.
+*/}}
+{{- define "tracker.topicsSecretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else if .Values.secrets.create }}
+{{- include "tracker.topicsName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations of the topics hook's objects: pre-install/pre-upgrade, so that the topics
+exist before the Deployment's pods ask for them (`helm install --wait` waits for
+their readiness, which needs the topics). The ConfigMap, Secret and ServiceAccount
+come first (weight -10), the Job last (0); every one is deleted once all succeeded,
+and before it is made again. Called with the weight.
+*/}}
+{{- define "tracker.topicsHook" -}}
+"helm.sh/hook": pre-install,pre-upgrade
+"helm.sh/hook-weight": {{ . | quote }}
+"helm.sh/hook-delete-policy": before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/*
+The data of the chart's Secret (secrets.create): each non-empty key, base64.
+*/}}
+{{- define "tracker.secretData" }}
+{{- with .Values.secrets.clickKeys }}
+clickKeys: {{ . | toString | b64enc | quote }}
+{{- end }}
+{{- with .Values.secrets.priceEncryptionKey }}
+priceEncryptionKey: {{ . | toString | b64enc | quote }}
+{{- end }}
+{{- with .Values.secrets.priceIntegrityKey }}
+priceIntegrityKey: {{ . | toString | b64enc | quote }}
+{{- end }}
 {{- end }}
