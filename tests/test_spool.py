@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from marshmallow import ValidationError
 
-from tracker.spool import MAGIC, CorruptSegment, Spool, is_segment, read_records
+from tracker.spool import MAGIC, CorruptSegment, Spool, SpoolOptions, is_segment, read_records
 
 
 def make(tmp_path, **kwargs) -> Spool:
@@ -271,3 +272,34 @@ def test_the_oldest_record_age(tmp_path):
     (path,) = (tmp_path / "spool").glob("*.seg")
     born = int(path.name.split("-")[0])
     assert spool.oldest_age(born + 5 * 10**9) == 5.0
+
+
+def test_both_collectors_share_the_spool_block_with_their_own_defaults():
+    from collectors.banker.options import BankerOptions
+    from collectors.kafka.options import KafkaOptions
+
+    kafka = KafkaOptions().fields["spool"].schema
+    banker = BankerOptions().fields["spool"].schema
+    assert isinstance(kafka, SpoolOptions) and isinstance(banker, SpoolOptions)
+    assert kafka.load({"directory": "/s"}) == {
+        "directory": "/s",
+        "max_bytes": 1 << 30,
+        "segment_bytes": 16 << 20,
+        "sync_interval": 1.0,
+        "quarantine_directory": None,
+    }
+    assert banker.load({"directory": "/s"}) == {
+        "directory": "/s",
+        "max_bytes": 256 << 20,
+        "segment_bytes": 4 << 20,
+    }
+    # One schema: the same refusals, word for word, and no kafka-only keys in the banker's.
+    bad = {"directory": "", "max_bytes": 1024, "segment_bytes": 1}
+    with pytest.raises(ValidationError) as kafka_error:
+        kafka.load(bad)
+    with pytest.raises(ValidationError) as banker_error:
+        banker.load(bad)
+    assert kafka_error.value.messages == banker_error.value.messages
+    assert sorted(banker_error.value.messages) == ["directory", "max_bytes", "segment_bytes"]
+    with pytest.raises(ValidationError, match="sync_interval"):
+        banker.load({"directory": "/s", "sync_interval": 1.0})

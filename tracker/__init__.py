@@ -7,7 +7,8 @@ The plugin API, the only part of ``tracker`` a collector or preprocessor
   contract, in their docstrings) and ``PluginLoadError``.
 - :mod:`tracker.event`: ``Event``, what every collector receives.
 - :mod:`tracker.spool`: ``Spool`` and ``Segment``, a durable local queue for a
-  collector whose sink can be down.
+  collector whose sink can be down, and ``SpoolOptions``, the schema of its
+  config block (``directory``, ``max_bytes``, ``segment_bytes``).
 - :mod:`tracker.metrics`: the collector-agnostic counters (``COLLECTED``,
   ``DELIVERED``, ``FAILED``, ``SPOOLED``, ``REPLAYED``, ``SPOOL_BYTES``,
   ``SPOOL_AGE``, ``SPOOL_DAMAGED``, ``SINK_UP``), each labelled by the

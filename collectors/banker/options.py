@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from tracker.spool import SpoolOptions
+
 _NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Must be a dimension or metric name.")
 
 
@@ -43,35 +45,10 @@ class BudgetTopic(Schema):
     )
 
 
-class BankerSpool(Schema):
-    """Where pending spend goes while Redis is down for longer than the bound."""
-
-    directory = fields.String(
-        required=True,
-        validate=validate.Length(min=1),
-        metadata={
-            "description": (
-                "The banker's durable spool (shared by the workers; replayed exactly "
-                "once when Redis answers)."
-            )
-        },
-    )
-    max_bytes = fields.Integer(
-        load_default=256 << 20,
-        validate=validate.Range(min=1 << 20),
-        metadata={
-            "description": (
-                "Cap of the spool (past it, notices are lost and counted in "
-                '`tracker_collector_failures_total{reason="spool_full"}`), and segment '
-                "size."
-            )
-        },
-    )
-    segment_bytes = fields.Integer(
-        load_default=4 << 20,
-        validate=validate.Range(min=64 << 10),
-        metadata={"description": "Size at which a spool segment is closed and a new one started."},
-    )
+#: The spool's block, with smaller defaults than the kafka collector's: notices are small.
+BankerSpool = SpoolOptions.sized(
+    256 << 20, 4 << 20, "Where pending spend goes while Redis is down for longer than the bound."
+)
 
 
 class BankerOptions(Schema):

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from tracker.spool import SpoolOptions
+
 #: Producer settings that favour no loss, no duplicates and bounded memory;
 #: the config's ``producer`` block overrides them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -73,33 +75,9 @@ class TopicSettings(Schema):
     )
 
 
-class SpoolSettings(Schema):
+class SpoolSettings(SpoolOptions):
     """Where and how much the collector spools."""
 
-    directory = fields.String(
-        required=True,
-        validate=validate.Length(min=1),
-        metadata={
-            "description": ("Where the spool's segments go; mount a volume there (delivery.md).")
-        },
-    )
-    max_bytes = fields.Integer(
-        load_default=1 << 30,
-        validate=validate.Range(min=1 << 20),
-        metadata={
-            "description": (
-                "Cap on the spool's bytes on disk, over every worker; at the cap fast events are "
-                "dropped (counted) and durable paths answer 503."
-            )
-        },
-    )
-    segment_bytes = fields.Integer(
-        load_default=16 << 20,
-        validate=validate.Range(min=64 << 10),
-        metadata={
-            "description": ("Size at which a spool segment is closed and a new one started.")
-        },
-    )
     sync_interval = fields.Float(
         load_default=1.0,
         validate=validate.Range(min=0.01, max=60),

@@ -26,13 +26,15 @@ resynchronises on the next record whose length and CRC check out, counts the
 bad stretch and goes on.
 
 Modules: :mod:`tracker.spool.writer` (:class:`Spool`), :mod:`tracker.spool.records`
-(the format, :class:`Segment`, the damage-skipping reader).
+(the format, :class:`Segment`, the damage-skipping reader), :mod:`tracker.spool.options`
+(:class:`SpoolOptions`, the marshmallow schema of a collector's ``spool`` block).
 
 No directory scans on a hot loop: the spool knows the segments it sealed, and
 :meth:`Spool.refresh` (called on a slow timer) finds those of other and dead
 workers and re-measures the directory.
 """
 
+from tracker.spool.options import SpoolOptions
 from tracker.spool.records import (
     HEADER,
     MAGIC,
@@ -56,6 +58,7 @@ __all__ = [
     "Damage",
     "Segment",
     "Spool",
+    "SpoolOptions",
     "fsync_directory",
     "is_segment",
     "read_records",
