@@ -115,10 +115,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"{name}: {count} events sent")
     if report.skipped:
         print(f"{report.skipped} events skipped: their path is not in the config")
+    if report.deleted:
+        print(f"replayed segments deleted: {len(report.deleted)}")
+    if report.kept:
+        kept = " ".join(str(p) for p in report.kept)
+        print(f"segments kept for another replay: {len(report.kept)} ({kept})", file=sys.stderr)
     if report.lost:
         print(f"{report.lost} events neither delivered nor spooled", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if report.lost or report.kept else 0
 
 
 def cmd_sign_url(args: argparse.Namespace) -> int:
@@ -224,7 +228,8 @@ def parser() -> argparse.ArgumentParser:
     setup.set_defaults(func=cmd_setup)
 
     replay = sub.add_parser(
-        "replay", help="re-send events from spool segments or log files (same event ids)"
+        "replay",
+        help="re-send events from spool segments (deleted once sent) or log files (same ids)",
     )
     replay.add_argument("files", nargs="+", help="spool segments (*.seg) or JSON-lines files")
     replay.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")

@@ -247,6 +247,10 @@ def test_a_message_over_the_topic_limit_is_quarantined_and_blocks_nothing(server
         text=True,
     )
     assert replay.returncode == 0, replay.stderr
-    assert replay.stdout == "kafka: 1 events sent\n"
+    assert replay.stdout == f"kafka: 1 events sent\nreplayed segments deleted: {len(quarantined)}\n"
     seen = topic_ids(server, ["tracker-impressions"], len(accepted) + 1, "impression_id")
     assert_exactly_once(seen, accepted | {"huge-1"})
+    # Before: the quarantine kept what was sent, and the operator's next replay of
+    # quarantine/too_large/*.seg sent it again.
+    assert not [p for p in quarantined if p.exists()]
+    assert not list((spool_dir(server) / "quarantine" / "too_large").glob("*.seg"))
