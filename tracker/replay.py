@@ -7,8 +7,9 @@ A spool segment (quarantined ones included) is held locked from its read until
 the end of the replay, and deleted only if every event in it went to a
 collector and none of those collectors counted a failure
 (``tracker_collector_failures_total``), a spool write (``tracker_spooled_total``)
-or a loss at ``close()`` meanwhile: each record was then delivered (or, refused
-for good by Kafka once more, quarantined anew by the kafka collector). Otherwise,
+not made good by a replay of its spool (``tracker_replayed_total``), or a loss at
+``close()`` meanwhile: each record was then delivered (or, refused for good by
+Kafka once more, quarantined anew by the kafka collector). Otherwise,
 and when the replay fails, it is kept for the next one. JSON-lines files are the
 log collectors' records, never deleted.
 """
@@ -68,14 +69,21 @@ def lock_segment(path: Path) -> Segment:
 
 
 def undelivered(collector: str) -> float:
-    """Failures and spool writes ``collector`` has counted in this process, every reason."""
-    return sum(
-        sample.value
-        for counter in (metrics.FAILED, metrics.SPOOLED)
-        for metric in counter.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["collector"] == collector
-    )
+    """Failures and spool writes ``collector`` has counted in this process, less its replays.
+
+    A record the collector spooled (while it was starting, or the broker away)
+    and then delivered from its spool before ``close()`` returned nets out.
+    """
+
+    def total(counter) -> float:
+        return sum(
+            sample.value
+            for metric in counter.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels["collector"] == collector
+        )
+
+    return total(metrics.FAILED) + total(metrics.SPOOLED) - total(metrics.REPLAYED)
 
 
 def read_lines(path: Path) -> Iterator[Event]:
