@@ -47,7 +47,8 @@ def find_helm() -> str:
         text=True,
     )
     if done.returncode != 0:
-        raise HelmMissing(done.stderr.strip().splitlines()[-1] if done.stderr else "no reason")
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no reason"
+        raise HelmMissing(reason.removeprefix("helm.sh: "))
     return done.stdout.strip().splitlines()[-1]
 
 
