@@ -54,3 +54,14 @@ def live_redis(redis_node):
     """The session Redis, started again after the test if the test stopped it."""
     yield redis_node
     redis_node.up()
+
+
+@pytest.fixture(scope="session")
+def helm():
+    """helm from $HELM or scripts/helm.sh; the tests skip, saying why, if it cannot be had."""
+    from tests.chart import HelmMissing, find_helm
+
+    try:
+        return find_helm()
+    except HelmMissing as ex:
+        pytest.skip(f"helm cannot be installed here (scripts/helm.sh: {ex})")
