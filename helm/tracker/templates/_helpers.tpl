@@ -92,7 +92,7 @@ and the log level. The secrets are optional secretKeyRefs to the Secret named
 the shipped config's ${NAME:-} then reads "". Called with (dict "root" $ "secret" name).
 */}}
 {{- define "tracker.env" -}}
-{{- $values := .root.Values }}
+{{- $values := .root.Values -}}
 - name: TRACKER_CONFIG
   value: {{ printf "%s/tracker.yaml" $values.paths.config | quote }}
 - name: TRACKER_KAFKA_BOOTSTRAP
