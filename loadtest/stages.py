@@ -28,15 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "bench"
 
 
-def environs(count: int) -> list[dict]:
-    """Return ``count`` WSGI environs of distinct impressions from a browser."""
+def environs(count: int, build: Callable | None = None, step: int = 1, kind: int = 0) -> list[dict]:
+    """Return ``count`` WSGI environs of distinct requests from a browser.
+
+    ``build(i)`` makes the ``i``-th request (impressions by default), called
+    with ``i = n * step + kind``: the rejected scenario's ``kind`` of refusal.
+    """
     import falcon.testing
 
     from loadtest.scenarios import impression
 
     out = []
     for i in range(count):
-        request = impression(i)
+        request = (build or impression)(i * step + kind)
         url = urlsplit(request.target)
         out.append(
             falcon.testing.create_environ(
@@ -119,6 +123,39 @@ def whole_requests(app, envs: list[dict]) -> list[int]:
     return times
 
 
+#: The rejected scenario's refusals, in its order (``loadtest.scenarios.rejected``).
+REFUSALS = (
+    "refused: /win, oversize auction id",
+    "refused: /win, campaign id breaking its pattern",
+    "refused: /bill, unfilled price macro",
+    "refused: unknown path (404)",
+)
+
+
+def refusal_requests(app, count: int) -> dict[str, list[int]]:
+    """Time accepted ``/win`` notices and each kind of refusal, whole requests."""
+    from loadtest.scenarios import rejected, win
+
+    times = {"accepted: /win notice": whole_requests(app, environs(count, win))}
+    for kind, name in enumerate(REFUSALS):
+        times[name] = whole_requests(app, environs(count, rejected, len(REFUSALS), kind))
+    return times
+
+
+def refusal_table(times: dict[str, list[int]], bare: list[int]) -> str:
+    """Render each refusal's median against the accepted notice's, net of the bare pixel."""
+    floor = median(bare) / 1000
+    accepted = median(times["accepted: /win notice"]) / 1000
+    lines = [
+        "| whole request | median µs | share of an accepted /win, net of the bare pixel |",
+        "|---|--:|--:|",
+    ]
+    for name, ns in times.items():
+        us = median(ns) / 1000
+        lines.append(f"| {name} | {us:.1f} | {(us - floor) / (accepted - floor):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(times: dict[str, list[int]]) -> list[dict]:
     """Median and mean of each stage, in microseconds."""
     return [
@@ -190,12 +227,15 @@ def main() -> int:
                 pixel.app, environs(count)
             ),
         }
+        refusal_requests(tracker.wsgi, count // 10)  # warm-up
+        refusals = refusal_requests(tracker.wsgi, count)
     finally:
         lost = tracker.close(30)
         broker.down()
     rows = summary(stages.times)
     print(f"/imp, all ad parameters: {count} requests, {lost} events lost at close")
     print(table(rows, whole))
+    print(refusal_table(refusals, whole["whole request through the bare Falcon pixel"]))
     out = WORK / "stages.json"
     out.write_text(
         json.dumps(
@@ -204,7 +244,7 @@ def main() -> int:
                 "stages": rows,
                 "whole": {
                     k: {"median_us": median(v) / 1000, "mean_us": mean(v) / 1000}
-                    for k, v in whole.items()
+                    for k, v in {**whole, **refusals}.items()
                 },
             },
             indent=2,

@@ -20,6 +20,7 @@ from tracker.adtech.signing import UrlSigner, parse_keys
 from tracker.cli import main
 from tracker.config import load_text
 from tracker.http.extract import MAX_JSON_DEPTH
+from tracker.http.middleware import valid_query
 
 KEYS = "k1:ZXhhbXBsZS1rZXktZG8tbm90LXVzZS0x"
 PRICE_KEYS = {
@@ -160,3 +161,21 @@ def test_the_user_cookie_needs_the_configured_vendor_s_consent(vendors, cookie):
     assert ("tuid" in resp.cookies) is cookie
     (event,) = memory["kafka"].events
     assert ("user_id" in event.dimensions) is cookie
+
+
+@pytest.mark.parametrize(
+    ("query", "valid"),
+    [
+        ("cid=c1", True),
+        ("cid=not%20a%20campaign%21", True),
+        ("site=caf%C3%A9", True),
+        ("price=%E2%82%AC", True),
+        ("cid=%FF", False),
+        ("cid=%E2%82", False),
+        ("cid=%zz", False),
+        ("cid=%2", False),
+        ("cid=caf\xe9", False),
+    ],
+)
+def test_query_encoding_check(query, valid):
+    assert valid_query(query) is valid

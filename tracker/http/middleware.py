@@ -15,6 +15,8 @@ from tracker.config import ServerConfig
 from tracker.intake import Rejected
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: An escape of a byte over 0x7f: only these can break UTF-8 once unescaped.
+_HIGH_ESCAPE = re.compile(r"%[89A-Fa-f]")
 
 
 def valid_query(raw: str) -> bool:
@@ -23,6 +25,8 @@ def valid_query(raw: str) -> bool:
         return True
     if _BAD_ESCAPE.search(raw):
         return False
+    if raw.isascii() and not _HIGH_ESCAPE.search(raw):
+        return True  # escapes of ASCII bytes only (%20, %3A...): ASCII once unescaped
     try:
         unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
