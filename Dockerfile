@@ -14,7 +14,7 @@ FROM ${PYTHON_IMAGE} AS builder
 # Debian versions would break the build at each security update of the base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && apt-get install -y --no-install-recommends gcc libc6-dev patch \
     && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -24,9 +24,11 @@ WORKDIR /src
 # Dependencies first, so that a source change does not rebuild meinheld.
 # meinheld's metadata pins greenlet<0.5, which does not build on 3.11: install
 # greenlet>=3 first, then meinheld without its dependencies, from source with a
-# Server header that names no server (scripts/meinheld.sh).
+# Server header that names no server and clear refusals without a reset
+# (scripts/meinheld.sh applies scripts/meinheld/*.patch).
 COPY constraints.txt ./
 COPY scripts/meinheld.sh ./scripts/
+COPY scripts/meinheld ./scripts/meinheld
 RUN pip install -c constraints.txt 'greenlet>=3' \
     && bash scripts/meinheld.sh python
 COPY pyproject.toml setup.cfg setup.py README.md* ./

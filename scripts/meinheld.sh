@@ -1,27 +1,49 @@
 #!/usr/bin/env bash
-# Install meinheld 1.0.2 from its source, with its Server header naming no server.
+# Install meinheld 1.0.2 from its source, patched: no server name in its Server
+# header, clear answers to the requests its own parser refuses, and no reset.
 #
 #   bash scripts/meinheld.sh PYTHON
 #
 # meinheld writes "Server: meinheld/1.0.2" on every answer and drops the one an app
 # sets; the value is a C macro (meinheld/server/meinheld.h), so it is changed in the
-# source before the build: answers then say "Server: tracker". Its metadata pins
-# greenlet<0.5, which does not build on Python 3.11; greenlet>=3 works with it, so it
-# goes in with --no-deps after greenlet (PYTHON -m pip install 'greenlet>=3' first).
+# source before the build: answers then say "Server: tracker".
+#
+# meinheld's parser refuses some requests before the app sees them (a request line
+# or header field over 8 KB, an unknown method such as QUERY). Unpatched, it answers
+# an HTML "400 Bad Request" page and closes with the rest of the request unread, so
+# the kernel sends a TCP reset and the client may see "connection reset" instead of
+# the answer. scripts/meinheld/lingering-close.patch (its header says what it
+# changes) answers 414, 431, 501 or 400 in plain text with "Connection: close", and
+# closes as nginx does: write side shut, the rest of the request read and discarded
+# for at most 2 s and 1 MB, then close. The build fails if the patch does not apply.
+#
+# Its metadata pins greenlet<0.5, which does not build on Python 3.11; greenlet>=3
+# works with it, so it goes in with --no-deps after greenlet (PYTHON -m pip install
+# 'greenlet>=3' first).
 set -euo pipefail
 
 PYTHON=${1:?usage: meinheld.sh PYTHON}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PATCH=$ROOT/scripts/meinheld/lingering-close.patch
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+command -v patch >/dev/null || {
+    echo "meinheld.sh: patch not found (apt-get install patch)" >&2
+    exit 1
+}
 "$PYTHON" -m pip download -q --no-deps --no-binary :all: -c "$ROOT/constraints.txt" \
     -d "$WORK" meinheld==1.0.2
 tar -xzf "$WORK"/meinheld-1.0.2.tar.gz -C "$WORK"
-header=$WORK/meinheld-1.0.2/meinheld/server/meinheld.h
+src=$WORK/meinheld-1.0.2
+header=$src/meinheld/server/meinheld.h
 grep -q '^#define SERVER "meinheld/1.0.2"$' "$header" || {
     echo "meinheld.sh: $header has no SERVER macro to change" >&2
     exit 1
 }
 sed -i 's|^#define SERVER "meinheld/1.0.2"$|#define SERVER "tracker"|' "$header"
-"$PYTHON" -m pip install -q --no-deps "$WORK/meinheld-1.0.2"
+patch -p1 --forward --batch --quiet -d "$src" < "$PATCH" || {
+    echo "meinheld.sh: $PATCH does not apply to meinheld 1.0.2" >&2
+    exit 1
+}
+"$PYTHON" -m pip install -q --no-deps "$src"
