@@ -194,3 +194,45 @@ def test_a_malformed_content_length_is_copied_as_sent():
     assert statuses == ["200 OK"]
     (event,) = rejected_events(memory)
     assert event.dimensions["request"]["content_length"] == "ten"
+
+
+def rejections(client, path: str, reason: str) -> float:
+    """``tracker_rejected_total{path,reason}`` as ``/metrics`` says it (0 when absent)."""
+    wanted = f'tracker_rejected_total{{path="{path}",reason="{reason}"}} '
+    for line in client.simulate_get("/metrics").text.splitlines():
+        if line.startswith(wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_an_unknown_path_and_a_wrong_method_reach_the_stream_and_the_metrics():
+    client, memory = client_for()
+    unknown = ("_request", "unknown_path")
+    wrong = ("conversion", "method_not_allowed")
+    before = [rejections(client, *labels) for labels in (unknown, wrong)]
+    lost = client.simulate_get("/wp-login.php", query_string="q=" + "w" * 3000)
+    delete = client.simulate_delete("/conv")
+    assert (lost.status_code, delete.status_code) == (404, 405)
+    assert delete.headers["Allow"] == "GET, POST, OPTIONS"
+    after = [rejections(client, *labels) for labels in (unknown, wrong)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
+    first, second = rejected_events(memory)
+    assert (first.path, first.dimensions["status"], first.dimensions["reason"]) == (
+        "_request",
+        404,
+        "unknown_path",
+    )
+    assert first.dimensions["request"]["path"] == "/wp-login.php"
+    assert first.dimensions["request"]["query"] == {"q": "w" * 64}
+    assert (second.path, second.dimensions["status"], second.dimensions["reason"]) == (
+        "conversion",
+        405,
+        "method_not_allowed",
+    )
+
+
+def test_unknown_paths_are_capped_in_the_stream_like_other_refusals():
+    client, memory = client_for(("max_per_second: 100", "max_per_second: 2"))
+    for i in range(20):
+        assert client.simulate_get(f"/scan/{i}").status_code == 404
+    assert len(rejected_events(memory)) in (2, 4)

@@ -18,7 +18,7 @@ from tracker.http.admin import AdminRoute
 from tracker.http.batch import BatchResource
 from tracker.http.clientip import ClientIp
 from tracker.http.cors import Cors
-from tracker.http.errors import RejectionHandler, handle_unexpected
+from tracker.http.errors import ROUTING_ERRORS, RejectionHandler, handle_unexpected
 from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.limits import ClientLimiter, limited
@@ -61,7 +61,9 @@ class Tracker:
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
         stream = RejectedStream(config.rejected, self.pipeline) if config.rejected else None
-        self.wsgi.add_error_handler(Rejected, RejectionHandler(config.paths.values(), stream))
+        rejections = RejectionHandler(config.paths.values(), stream)
+        self.wsgi.add_error_handler(Rejected, rejections)
+        self.wsgi.add_error_handler(ROUTING_ERRORS, rejections.routing_refusal)
         client_ip = ClientIp(config.server.trusted_proxies)
         believed = device_header_callers(config.server.trusted_proxies, config.server.ad_inserters)
         intakes = {

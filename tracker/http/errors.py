@@ -5,7 +5,9 @@ request limits, the body reader, validation, a click's landing-URL checks)
 reaches :class:`RejectionHandler`, which counts it, logs it (sampled: see
 :class:`SampledLog`) and answers it as its path is configured to: a titled
 4xx with the reason and field errors, the pixel with the reason in a header,
-or the click's fallback redirect. Anything
+or the click's fallback redirect. Falcon's own refusals, an unknown path (404)
+and a method the route does not take (405), are counted, logged and offered
+to the stream the same way (:meth:`RejectionHandler.routing_refusal`). Anything
 unexpected is logged with its traceback and answered with a titled 500, which
 a test treats as a bug.
 """
@@ -91,12 +93,7 @@ class RejectionHandler:
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, ex: Rejected, params) -> None:
         """Count and log the refusal, then answer it."""
-        path = self.paths.get(req.uri_template)
-        label = path.name if path is not None else REQUEST_LABEL
-        count_rejection(label, ex.reason)
-        self.log(req.method, label, ex)
-        if self.stream is not None:
-            self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
+        path = self._record(req, ex)
         if path is None or ex.retry_after is not None:
             answer_rejection(resp, ex)
             return
@@ -109,6 +106,32 @@ class RejectionHandler:
             resp.set_header(responses.ERROR_HEADER, ex.summary())
             return
         answer_rejection(resp, ex)
+
+    def routing_refusal(
+        self, req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params
+    ) -> None:
+        """Count, log and offer Falcon's own 404 or 405 like any refusal, then answer it as is."""
+        reason, description = _ROUTING_REFUSALS[ex.status_code]
+        self._record(req, Rejected(ex.status_code, reason, description))
+        raise ex
+
+    def _record(self, req: falcon.Request, ex: Rejected) -> PathConfig | None:
+        path = self.paths.get(req.uri_template)
+        label = path.name if path is not None else REQUEST_LABEL
+        count_rejection(label, ex.reason)
+        self.log(req.method, label, ex)
+        if self.stream is not None:
+            self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
+        return path
+
+
+#: Falcon's own refusals (an unknown path, a method the route lacks): reason and description.
+_ROUTING_REFUSALS = {
+    404: ("unknown_path", "No tracking path or endpoint at this URL."),
+    405: ("method_not_allowed", "The path does not take this method."),
+}
+#: The exceptions :meth:`RejectionHandler.routing_refusal` is registered for.
+ROUTING_ERRORS = (falcon.HTTPNotFound, falcon.HTTPMethodNotAllowed)
 
 
 class SampledLog:
