@@ -66,6 +66,15 @@ REFUSALS = {
     "431": "Headers over `server.max_header_bytes` (`headers_too_large`).",
 }
 
+#: What the HTTP server (meinheld) refuses itself, answered in plain text.
+MEINHELD_REFUSALS = {
+    "400": "A request that is not valid HTTP gets the HTTP server's own plain-text 400.",
+    "413": "A body over the HTTP server's own limit gets its plain-text 413.",
+    "414": "A request target over 8 KB gets the HTTP server's own plain-text 414.",
+    "431": "A header field over 8 KB (or over 128 fields, 80 KB in all) gets the HTTP "
+    "server's own plain-text 431.",
+}
+
 
 def _plain_validators(validators: list) -> list:
     plain = []
@@ -82,13 +91,11 @@ def _error(description: str) -> dict[str, Any]:
 
 def _refusals() -> dict[str, Any]:
     answers = {code: _error(text) for code, text in REFUSALS.items()}
-    # meinheld refuses a request line or header line over its own limit (about 8 KB)
-    # before the app sees it, with a plain HTML page.
-    answers["400"]["description"] += (
-        " A request line or header line over the HTTP server's own limit (about 8 KB)"
-        " gets its plain HTML page."
-    )
-    answers["400"]["content"]["text/html"] = {"schema": {"type": "string"}}
+    # meinheld refuses some requests before the app sees them, with a one-line text
+    # (scripts/meinheld/lingering-close.patch).
+    for code, text in MEINHELD_REFUSALS.items():
+        answers[code]["description"] += " " + text
+        answers[code]["content"]["text/plain"] = {"schema": {"type": "string"}}
     return answers
 
 

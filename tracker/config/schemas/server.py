@@ -73,7 +73,7 @@ class ServerSchema(Schema):
         metadata={
             "description": (
                 "Largest total of request header names and values; larger is 431. (meinheld "
-                "itself refuses a single header line over about 8 KB with a plain 400.)"
+                "itself refuses a single header field over 8 KB with its own plain-text 431.)"
             )
         },
     )
