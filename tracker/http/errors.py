@@ -111,8 +111,7 @@ class RejectionHandler:
         self, req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params
     ) -> None:
         """Count, log and offer Falcon's own 404 or 405 like any refusal, then answer it as is."""
-        reason, description = _ROUTING_REFUSALS[ex.status_code]
-        self._record(req, Rejected(ex.status_code, reason, description))
+        self._record(req, _ROUTING_REFUSALS[ex.status_code])
         raise ex
 
     def _record(self, req: falcon.Request, ex: Rejected) -> PathConfig | None:
@@ -125,10 +124,11 @@ class RejectionHandler:
         return path
 
 
-#: Falcon's own refusals (an unknown path, a method the route lacks): reason and description.
+#: Falcon's own refusals (an unknown path, a method the route lacks), built once: only
+#: counted, logged and offered to the stream, never raised.
 _ROUTING_REFUSALS = {
-    404: ("unknown_path", "No tracking path or endpoint at this URL."),
-    405: ("method_not_allowed", "The path does not take this method."),
+    404: Rejected(404, "unknown_path", "No tracking path or endpoint at this URL."),
+    405: Rejected(405, "method_not_allowed", "The path does not take this method."),
 }
 #: The exceptions :meth:`RejectionHandler.routing_refusal` is registered for.
 ROUTING_ERRORS = (falcon.HTTPNotFound, falcon.HTTPMethodNotAllowed)
