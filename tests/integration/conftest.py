@@ -43,3 +43,13 @@ def server_factory(tmp_path, broker):
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, broker):
+    """One server with its topics, shared by a module's tests (a module may define its own)."""
+    server = Server(tmp_path_factory.mktemp("server"), broker)
+    server.setup_topics()
+    server.start()
+    yield server
+    server.stop()

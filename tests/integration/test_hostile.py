@@ -68,17 +68,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, broker):
-    from tests.integration.live import Server
-
-    server = Server(tmp_path_factory.mktemp("hostile"), broker)
-    server.setup_topics()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_hostile_request_gets_its_4xx(server, name):
     data, status = CASES[name]

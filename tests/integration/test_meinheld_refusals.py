@@ -16,7 +16,6 @@ import socket
 
 import pytest
 
-from tests.integration.live import Server
 from tests.integration.rawhttp import converse
 
 pytestmark = [pytest.mark.integration]
@@ -68,15 +67,6 @@ CASES = {
         413,
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, broker):
-    server = Server(tmp_path_factory.mktemp("refusals"), broker)
-    server.setup_topics()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("name", CASES)
