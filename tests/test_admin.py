@@ -25,7 +25,13 @@ def test_metrics_only_on_the_admin_port():
     assert get(client, "/metrics", 9090).status_code == 200
     public = get(client, "/metrics", 8080)
     assert public.status_code == 404
-    assert public.json == {"title": "404 Not Found"}
+    # The same answer as an unknown path: the public port does not tell that /metrics exists.
+    assert public.json == get(client, "/nowhere", 8080).json
+    assert public.json == {
+        "title": "Not Found",
+        "description": "No tracking path or endpoint at this URL.",
+        "reason": "unknown_path",
+    }
 
 
 def test_health_answers_on_both_ports():

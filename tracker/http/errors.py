@@ -110,9 +110,15 @@ class RejectionHandler:
     def routing_refusal(
         self, req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params
     ) -> None:
-        """Count, log and offer Falcon's own 404 or 405 like any refusal, then answer it as is."""
-        self._record(req, _ROUTING_REFUSALS[ex.status_code])
-        raise ex
+        """Count, log, offer and answer Falcon's own 404 or 405 like any refusal.
+
+        The 405 keeps Falcon's ``Allow``, the route's methods.
+        """
+        rejected = _ROUTING_REFUSALS[ex.status_code]
+        self._record(req, rejected)
+        answer_rejection(resp, rejected)
+        if ex.headers:
+            resp.set_headers(ex.headers)
 
     def _record(self, req: falcon.Request, ex: Rejected) -> PathConfig | None:
         path = self.paths.get(req.uri_template)
@@ -125,7 +131,7 @@ class RejectionHandler:
 
 
 #: Falcon's own refusals (an unknown path, a method the route lacks), built once: only
-#: counted, logged and offered to the stream, never raised.
+#: counted, logged, offered to the stream and answered, never raised.
 _ROUTING_REFUSALS = {
     404: Rejected(404, "unknown_path", "No tracking path or endpoint at this URL."),
     405: Rejected(405, "method_not_allowed", "The path does not take this method."),
