@@ -14,7 +14,7 @@ from loadtest.scenarios import Scenario
 
 CHART_TARGET_RATIO = 0.5  # the issue's target: /imp at half the bare Falcon pixel's throughput
 #: Issue 8's p99 targets in the latency charts: 5 ms, 10 ms for the durable /bill.
-CHART_TARGET_P99_MS = {"bill": 10.0}
+CHART_TARGET_P99_MS = {"bill": 10.0, "bill-plain": 10.0}
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 
 
