@@ -22,7 +22,7 @@ from dataclasses import asdict
 
 from collectors.banker.ledger import Ledger, connect
 from collectors.kafka import KafkaCollector
-from loadtest import banker, load, report
+from loadtest import banker, flood, load, report
 from loadtest.scenarios import HALF, REFERENCES, SCENARIOS, Scenario
 from loadtest.servers import ROOT, BareFalcon, Broker, Nginx, Redis, TrackerServer
 from loadtest.settings import Settings
@@ -76,6 +76,7 @@ class Run:
         self.rss: dict[str, list[float]] = {}
         self.accepted = 0
         self.freshness: banker.Freshness | None = None
+        self.flood: dict | None = None
         self.problems: list[str] = []
 
     def url(self, target: str) -> str:
@@ -233,7 +234,22 @@ class Run:
                 print(report.progress_latency(self.latency[-1]), flush=True)
             if self.bankers and any(s.name == "bill" for s in self.scenarios):
                 self.measure_freshness(trackers["tracker"], redis)
+            if any(s.name == "rejected" for s in self.scenarios):
+                self.measure_flood(trackers["tracker"])
             self.rss["latency"] = trackers["tracker"].worker_rss_mib()
+
+    def measure_flood(self, tracker: TrackerServer) -> None:
+        """Good impressions alone, then under a flood of bad requests (``loadtest/flood.py``)."""
+        tracker.wait_idle(timeout=30)
+        port = int(tracker.url.rsplit(":", 1)[1])
+        self.flood = flood.phase(port, max(2.0, self.s.latency_duration))
+        for name in ("alone", "flooded", "bad"):
+            figures = self.flood[name]
+            if name != "bad" and figures["statuses"] != {"200": figures["sent"]}:
+                self.problems.append(f"flood: good traffic {name} not all answered 200: {figures}")
+            if [s for s in figures["statuses"] if int(s) >= 500] or figures["dropped"]:
+                self.problems.append(f"flood: {name} traffic got a 5xx or a dropped request")
+        print(report.progress_flood(self.flood), flush=True)
 
     def latency_runs(self) -> list[tuple[Scenario, int]]:
         """List each scenario's arrival rates, a baseline's twin after it at each rate.
@@ -335,6 +351,7 @@ class Run:
             "worker_rss_mib": self.rss,
             "kafka": {"accepted": self.accepted, "arrived": found},
             "banker": banker_figures,
+            "flood": self.flood,
             "problems": self.problems,
         }
 

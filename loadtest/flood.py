@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -147,6 +148,37 @@ async def run(
     summary = Summary()
     await asyncio.gather(*(connection(host, port, s, summary) for s in schedules))
     return summary.figures(time.monotonic() - start)
+
+
+#: The flood benchmark's rates (issue 9): good impressions, and bad requests around them.
+GOOD_RATE, BAD_RATE = 300, 3000
+
+
+def _generator(port: int, kind: str, rate: int, seconds: float, connections: int):
+    args = [sys.executable, __file__, "--port", str(port), "--kind", kind, "--rate", str(rate)]
+    args += ["--seconds", str(seconds), "--connections", str(connections)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+
+def _figures(proc: subprocess.Popen) -> dict:
+    out, _ = proc.communicate(timeout=120 + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadtest/flood.py exited with {proc.returncode}")
+    return json.loads(out)
+
+
+def phase(port: int, seconds: float, good_rate: int = GOOD_RATE, bad_rate: int = BAD_RATE) -> dict:
+    """Good traffic alone, then the same while the flood runs, each in its own process.
+
+    Returns:
+        ``alone`` and ``flooded`` (the good traffic's figures) and ``bad``.
+    """
+    alone = _figures(_generator(port, "good", good_rate, seconds, 8))
+    # Enough connections that the flood's rate holds while answers are slow.
+    bad = _generator(port, "bad", bad_rate, seconds + 2, 300)
+    time.sleep(1)
+    flooded = _figures(_generator(port, "good", good_rate, seconds, 8))
+    return {"alone": alone, "flooded": flooded, "bad": _figures(bad)}
 
 
 def main(argv: list[str] | None = None) -> int:

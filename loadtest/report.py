@@ -100,6 +100,22 @@ def progress_latency(row: dict) -> str:
     )
 
 
+def progress_flood(figures: dict) -> str:
+    """The line printed when the flood run ends, and the one of the table."""
+    alone, flooded, bad = figures["alone"], figures["flooded"], figures["bad"]
+    return (
+        f"Good impressions at {alone['sent_per_s']:,.0f} req/s (2 workers), p99 "
+        f"{alone['p99_ms']:.2f} ms alone and {flooded['p99_ms']:.2f} ms (max "
+        f"{flooded['max_ms']:.1f} ms) while bad requests arrived at "
+        f"{bad['sent_per_s']:,.0f} req/s ({bad['answered_per_s']:,.0f} answered, "
+        f"{bad['dropped']} dropped; answered {_statuses(bad['statuses'])})."
+    )
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+
+
 def progress_freshness(row: dict) -> str:
     """The line printed when the banker's freshness run ends."""
     return (
@@ -177,6 +193,8 @@ def markdown(results: dict) -> str:
         f"Kafka: {kafka['accepted']:,} events accepted for Kafka, {kafka['arrived']:,} arrived"
         + (" (equal)." if kafka["accepted"] == kafka["arrived"] else " (MISMATCH)."),
     ]
+    if results.get("flood"):
+        lines += ["", "Flood: " + progress_flood(results["flood"])]
     lines += banker_lines(results)
     lines += [f"PROBLEM: {p}" for p in results["problems"]]
     return "\n".join(lines) + "\n"

@@ -10,34 +10,14 @@ impression answered with its pixel.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-
 import pytest
 
-from tests import ROOT
+from loadtest import flood
 from tests.integration.live import Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FLOOD = str(ROOT / "loadtest" / "flood.py")
-GOOD_RATE, BAD_RATE, SECONDS = 300, 3000, 8
-
-
-def generator(
-    port: int, kind: str, rate: int, seconds: float, connections: int
-) -> subprocess.Popen:
-    args = [sys.executable, FLOOD, "--port", str(port), "--kind", kind]
-    args += ["--rate", str(rate), "--seconds", str(seconds), "--connections", str(connections)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-
-
-def figures(proc: subprocess.Popen) -> dict:
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0
-    return json.loads(out)
+SECONDS = 8
 
 
 def test_good_p99_alone_and_under_a_flood_of_bad_requests(tmp_path, broker, capsys):
@@ -45,25 +25,21 @@ def test_good_p99_alone_and_under_a_flood_of_bad_requests(tmp_path, broker, caps
     server.setup_topics()
     server.start()
     try:
-        alone = figures(generator(server.port, "good", GOOD_RATE, SECONDS, 8))
-        # Enough connections that the flood's rate holds while answers are slow.
-        bad = generator(server.port, "bad", BAD_RATE, SECONDS + 2, 300)
-        time.sleep(1)
-        flooded = figures(generator(server.port, "good", GOOD_RATE, SECONDS, 8))
-        flood = figures(bad)
+        figures = flood.phase(server.port, SECONDS)
         workers = len(server.workers())
     finally:
         server.stop()
+    alone, flooded, bad = figures["alone"], figures["flooded"], figures["bad"]
     with capsys.disabled():
         print(
-            f"\nflood: good {GOOD_RATE} req/s alone p50 {alone['p50_ms']} ms p99 "
-            f"{alone['p99_ms']} ms; with bad at {BAD_RATE} req/s (sent {flood['sent_per_s']}/s, "
-            f"answered {flood['answered_per_s']}/s) "
+            f"\nflood: good {flood.GOOD_RATE} req/s alone p50 {alone['p50_ms']} ms p99 "
+            f"{alone['p99_ms']} ms; with bad at {flood.BAD_RATE} req/s "
+            f"(sent {bad['sent_per_s']}/s, answered {bad['answered_per_s']}/s) "
             f"p50 {flooded['p50_ms']} ms p99 {flooded['p99_ms']} ms max {flooded['max_ms']} ms"
-            f"\nflood: good alone {alone}\nflood: good flooded {flooded}\nflood: bad {flood}"
+            f"\nflood: good alone {alone}\nflood: good flooded {flooded}\nflood: bad {bad}"
         )
     for run in (alone, flooded):
         assert run["statuses"] == {"200": run["sent"]}, run
-    assert not [s for s in flood["statuses"] if int(s) >= 500], flood
-    assert flood["dropped"] == 0, flood
+    assert not [s for s in bad["statuses"] if int(s) >= 500], bad
+    assert bad["dropped"] == 0, bad
     assert workers == 2
