@@ -243,12 +243,7 @@ class Run:
         tracker.wait_idle(timeout=30)
         port = int(tracker.url.rsplit(":", 1)[1])
         self.flood = flood.phase(port, max(2.0, self.s.latency_duration))
-        for name in ("alone", "flooded", "bad"):
-            figures = self.flood[name]
-            if name != "bad" and figures["statuses"] != {"200": figures["sent"]}:
-                self.problems.append(f"flood: good traffic {name} not all answered 200: {figures}")
-            if [s for s in figures["statuses"] if int(s) >= 500] or figures["dropped"]:
-                self.problems.append(f"flood: {name} traffic got a 5xx or a dropped request")
+        self.problems += [f"flood: {problem}" for problem in flood.problems(self.flood)]
         print(report.progress_flood(self.flood), flush=True)
 
     def latency_runs(self) -> list[tuple[Scenario, int]]:

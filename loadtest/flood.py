@@ -161,7 +161,7 @@ def _generator(port: int, kind: str, rate: int, seconds: float, connections: int
 
 
 def _figures(proc: subprocess.Popen) -> dict:
-    out, _ = proc.communicate(timeout=120 + 60)
+    out, _ = proc.communicate(timeout=180)
     if proc.returncode != 0:
         raise RuntimeError(f"loadtest/flood.py exited with {proc.returncode}")
     return json.loads(out)
@@ -179,6 +179,20 @@ def phase(port: int, seconds: float, good_rate: int = GOOD_RATE, bad_rate: int =
     time.sleep(1)
     flooded = _figures(_generator(port, "good", good_rate, seconds, 8))
     return {"alone": alone, "flooded": flooded, "bad": _figures(bad)}
+
+
+def problems(figures: dict) -> list[str]:
+    """List what :func:`phase`'s figures show wrong (never timing).
+
+    A good impression not answered 200, a 5xx, or a dropped request.
+    """
+    found = []
+    for name, run in figures.items():
+        if name != "bad" and run["statuses"] != {"200": run["sent"]}:
+            found.append(f"good traffic {name}: not every impression answered 200: {run}")
+        if [s for s in run["statuses"] if int(s) >= 500] or run["dropped"]:
+            found.append(f"{name} traffic: a 5xx or a dropped request: {run}")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,7 @@ class Loader:
         if not self.names.issuperset(raw):
             return self.schema.load(raw)
         values: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
         for name, field, optional in self.fields:
             raw_value = raw.get(name, missing)
             if raw_value is missing and optional:
@@ -117,25 +118,12 @@ class Loader:
             try:
                 value = field.deserialize(raw_value, name, raw)
             except ValidationError as ex:
+                errors[name] = ex.messages
                 if self.fail_fast:
-                    raise ValidationError({name: ex.messages}, data=raw) from None
-                self._rest(raw, {name: ex.messages}, name)
+                    break
+                continue
             if value is not missing:
                 values[name] = value
+        if errors:
+            raise ValidationError(errors, data=raw, valid_data=values)
         return values
-
-    def _rest(self, raw: dict[str, Any], errors: dict[str, Any], failed: str) -> None:
-        """Validate the fields after ``failed`` and raise every error, in field order."""
-        after = False
-        for name, field, optional in self.fields:
-            if not after:
-                after = name == failed
-                continue
-            raw_value = raw.get(name, missing)
-            if raw_value is missing and optional:
-                continue
-            try:
-                field.deserialize(raw_value, name, raw)
-            except ValidationError as ex:
-                errors[name] = ex.messages
-        raise ValidationError(errors, data=raw)

@@ -38,8 +38,6 @@ def test_good_p99_alone_and_under_a_flood_of_bad_requests(tmp_path, broker, caps
             f"p50 {flooded['p50_ms']} ms p99 {flooded['p99_ms']} ms max {flooded['max_ms']} ms"
             f"\nflood: good alone {alone}\nflood: good flooded {flooded}\nflood: bad {bad}"
         )
-    for run in (alone, flooded):
-        assert run["statuses"] == {"200": run["sent"]}, run
-    assert not [s for s in bad["statuses"] if int(s) >= 500], bad
-    assert bad["dropped"] == 0, bad
+    assert flood.problems(figures) == []
+    assert alone["sent"] == flooded["sent"] == flood.GOOD_RATE * SECONDS
     assert workers == 2

@@ -14,6 +14,7 @@ a test treats as a bug.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -41,7 +42,7 @@ def rejection_body(rejected: Rejected) -> bytes:
     tenth of what going through Falcon's error machinery cost a refusal.
     """
     body: dict[str, Any] = {
-        "title": _TITLES.get(rejected.status) or falcon.code_to_http_status(rejected.status)[4:],
+        "title": _status_line(rejected.status)[4:],
         "description": rejected.description,
         "reason": rejected.reason,
     }
@@ -50,16 +51,15 @@ def rejection_body(rejected: Rejected) -> bytes:
     return orjson.dumps(body)
 
 
-#: Status lines and titles of the statuses a refusal uses, built once.
-_STATUSES = {
-    code: falcon.code_to_http_status(code) for code in (400, 404, 405, 413, 414, 415, 422, 429, 431)
-}
-_TITLES = {code: line[4:] for code, line in _STATUSES.items()}
+@functools.cache
+def _status_line(code: int) -> str:
+    """Falcon's status line for ``code`` (``"400 Bad Request"``), built once per code."""
+    return falcon.code_to_http_status(code)
 
 
 def answer_rejection(resp: falcon.Response, rejected: Rejected) -> None:
     """Write the titled 4xx of a refusal, with ``Retry-After`` for a 429."""
-    resp.status = _STATUSES.get(rejected.status) or falcon.code_to_http_status(rejected.status)
+    resp.status = _status_line(rejected.status)
     resp.content_type = falcon.MEDIA_JSON
     resp.data = rejection_body(rejected)
     if rejected.retry_after is not None:
