@@ -181,14 +181,16 @@ def build_schema(path: PathConfig) -> Schema:
 def gather(path: PathConfig, lookup: Lookup) -> dict[str, Any]:
     """Collect the raw value of each field from the first source that has it.
 
-    An empty value of a non-string field counts as absent: exchanges and
-    players substitute the empty string for a macro they cannot fill.
+    An empty value of a non-string or a required field counts as absent:
+    exchanges and players substitute the empty string for a macro they cannot
+    fill, and an empty auction id would give a notice a random event id
+    instead of its derived one, so exactly-once could not hold.
     """
     raw: dict[str, Any] = {}
     for spec in path.fields:
         for source in spec.sources:
             value = lookup(source, spec.key)
-            if value is None or (value == "" and spec.type != "string"):
+            if value is None or (value == "" and (spec.type != "string" or spec.required)):
                 continue
             raw[spec.name] = value
             break

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib.metadata import version
 from typing import Any
 
@@ -74,6 +75,101 @@ MEINHELD_REFUSALS = {
     "431": "A header field over 8 KB (or over 128 fields, 80 KB in all) gets the HTTP "
     "server's own plain-text 431.",
 }
+
+
+def _decimal_pattern(minimum: float | None, maximum: float | None) -> str:
+    """A pattern of decimal texts with at most 6 places, inside [minimum, maximum].
+
+    JSON Schema cannot bound the value a numeric text spells, so the pattern
+    bounds its integer digits instead: with ``maximum`` 1000000 it allows up to
+    999999.999999. The document is so narrower than the tracker at the edge of a
+    range, never wider; the description states the exact bounds. Bounds that
+    digits cannot follow (a positive minimum, a maximum under 1) leave only the
+    shape in the pattern.
+    """
+    fraction = r"(?:\.[0-9]{1,6})?"
+
+    def integer(bound: float | None) -> str:
+        # Integer parts of fewer digits than |bound| has stay below 10**k <= |bound|.
+        if bound is None:
+            return "[0-9]+"
+        k = len(str(int(abs(bound)))) - 1
+        return f"[0-9]{{1,{k}}}" if k else "0"
+
+    if (minimum is not None and minimum > 0) or (maximum is not None and maximum < 1):
+        return f"^-?[0-9]+{fraction}$"
+    positive = integer(maximum) + fraction
+    if minimum is not None and minimum > -1:
+        return f"^{positive}$"
+    return f"^(?:{positive}|-{integer(minimum)}{fraction})$"
+
+
+#: What ``parse_price`` reads: AUDIT in any case, or a clear decimal CPM under its cap.
+_AUDIT = "[Aa][Uu][Dd][Ii][Tt]"
+_CLEAR_CPM = r"[0-9]{1,5}(?:\.[0-9]{1,6})?"
+#: An encrypted price: web-safe base64 of 28 bytes (16 iv, 8 price, 4 signature).
+_ENCRYPTED = "[A-Za-z0-9_-]{38}"
+
+
+def _wire_format(spec: Any) -> dict[str, Any]:
+    """What a field's text must look like, for types the tracker reads from text.
+
+    An empty value of such a field counts as absent, so a required one must not
+    be empty; the patterns below never match the empty text.
+    """
+    if spec.type == "micros":
+        bounds = ", ".join(
+            f"{name} {value}"
+            for name, value in (("at least", spec.min), ("at most", spec.max))
+            if value is not None
+        )
+        return {
+            "pattern": _decimal_pattern(spec.min, spec.max),
+            "description": f"`{spec.name}` (micros): a decimal amount, at most 6 places"
+            + (f", {bounds}" if bounds else "")
+            + "; stored as integer micro-units. A JSON body may send a number.",
+        }
+    if spec.type == "auction_price":
+        crypto = spec.price_crypto is not None
+        forms = [_AUDIT]
+        if not (spec.require_encrypted and crypto):
+            forms.append(_CLEAR_CPM)
+        if crypto:
+            forms.append(_ENCRYPTED)
+        return {
+            "pattern": "^(?:" + "|".join(forms) + ")$",
+            "description": f"`{spec.name}` (auction_price): the clearing price CPM "
+            "(`${AUCTION_PRICE}`): `AUDIT`"
+            + ("" if spec.require_encrypted and crypto else ", a decimal like `1.25`")
+            + (", or the exchange's encrypted price" if crypto else "")
+            + ".",
+        }
+    if spec.type == "loss_reason":
+        return {"minimum": 0}
+    return {}
+
+
+def _landing_format(redirect: Any) -> dict[str, Any]:
+    """The landing URL of a redirect: not empty, and on the allow-list when nothing else is.
+
+    With signing keys a signed URL may go to any host, and with a fallback URL a
+    refused click is redirected too: the pattern is only stated when neither
+    applies, so the document never refuses what the tracker accepts.
+    """
+    extra: dict[str, Any] = {"minLength": 1}
+    if redirect.signing_keys or redirect.fallback_url or not redirect.allowed_hosts:
+        return extra
+    label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    hosts = []
+    for pattern in redirect.allowed_hosts:
+        if pattern.startswith("*."):
+            hosts.append(f"(?:{label}\\.)+" + re.escape(pattern[2:]))
+        else:
+            hosts.append(re.escape(pattern))
+    # No whitespace, control characters, backslash or "$" (no unfilled macro).
+    rest = r"(?:[/?#][!#%-\[\]-~]*)?"
+    extra["pattern"] = f"^https?://(?:{'|'.join(hosts)})(?::[1-9][0-9]{{0,3}})?{rest}$"
+    return extra
 
 
 def _plain_validators(validators: list) -> list:
@@ -155,7 +251,15 @@ class OpenApi:
             prop = converter.field2property(field)
             prop.pop("default", None) if spec.required else None
             prop["description"] = f"`{spec.name}` ({spec.type})"
+            prop.update(_wire_format(spec))
+            if spec.required and spec.type == "string" and not prop.get("minLength"):
+                # An empty value of a required field counts as absent (fields.gather).
+                prop["minLength"] = 1
             found[spec.key] = (spec, prop)
+        redirect = path.response.redirect
+        if redirect is not None and redirect.url_field in schema.fields:
+            spec, prop = next(v for v in found.values() if v[0].name == redirect.url_field)
+            prop.update(_landing_format(redirect))
         return found
 
     def operation(
@@ -170,7 +274,10 @@ class OpenApi:
             for source in usable:
                 if source == "body":
                     body[key] = prop
-                    if spec.required and len(usable) == 1:
+                    # A required field that a POST may send in the query or the body
+                    # is documented as required in the body: a document cannot say
+                    # "in one of the two", and the body is where a POST puts it.
+                    if spec.required:
                         body_required.append(key)
                     continue
                 parameters.append(

@@ -1,0 +1,114 @@
+"""What the OpenAPI document calls valid, the tracker accepts.
+
+Each pattern the document states for a field is generated from (Hypothesis
+``from_regex``) and fed to the tracker's own field: every text it matches must
+load. The live Schemathesis test checks the same over HTTP on the shipped config
+(``positive_data_acceptance``); these cover other bounds and every field, fast.
+"""
+
+from __future__ import annotations
+
+import re
+
+import falcon.testing
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import ROOT
+from tests.apps import build_app
+from tracker.adtech import landing, openrtb
+from tracker.config import load_file
+from tracker.fields import Micros, build_schema
+from tracker.http.openapi import OpenApi, _decimal_pattern, _landing_format
+
+CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
+PATHS = [p for p in CONFIG.paths.values() if p.batch is None]
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def patterned_fields():
+    for path in PATHS:
+        properties = OpenApi(CONFIG).properties(path)
+        for spec, prop in properties.values():
+            if "pattern" in prop:
+                yield pytest.param(path, spec.name, prop["pattern"], id=f"{path.name}.{spec.name}")
+
+
+@pytest.mark.parametrize(("path", "name", "pattern"), list(patterned_fields()))
+@SETTINGS
+@given(data=st.data())
+def test_every_text_a_field_s_pattern_allows_loads(path, name, pattern, data):
+    text = data.draw(st.from_regex(pattern, fullmatch=True))
+    field = build_schema(path).fields[name]
+    field.deserialize(text)
+
+
+BOUNDS = [(0, 1_000_000), (-1e9, 1e9), (None, None), (0, None), (-5, 10), (0, 9), (-100, 3)]
+
+
+@pytest.mark.parametrize(("minimum", "maximum"), BOUNDS)
+@SETTINGS
+@given(data=st.data())
+def test_a_decimal_inside_the_pattern_is_inside_the_bounds(minimum, maximum, data):
+    pattern = _decimal_pattern(minimum, maximum)
+    text = data.draw(st.from_regex(pattern, fullmatch=True))
+    micros = Micros(minimum=minimum, maximum=maximum).deserialize(text)
+    assert isinstance(micros, int)
+
+
+def test_a_decimal_pattern_refuses_what_the_tracker_refuses():
+    pattern = re.compile(_decimal_pattern(0, 1_000_000))
+    for text in ("", "-1", "1e3", "1.1234567", "1000001", "NaN", " 1", "1."):
+        assert not pattern.fullmatch(text), text
+    assert pattern.fullmatch("999999.999999")
+
+
+@SETTINGS
+@given(data=st.data())
+def test_every_landing_url_the_pattern_allows_is_allowed(data):
+    redirect = CONFIG.paths["click"].response.redirect
+    pattern = _landing_format(redirect)["pattern"]
+    url = data.draw(st.from_regex(pattern, fullmatch=True))
+    host = landing.check_landing_url(url)
+    assert landing.compile_allow_list(redirect.allowed_hosts)(host), url
+
+
+def test_the_landing_pattern_refuses_other_hosts():
+    pattern = re.compile(_landing_format(CONFIG.paths["click"].response.redirect)["pattern"])
+    for url in (
+        "https://evil.com/",
+        "https://example.com.evil.com/",
+        "https://badexample.com/",
+        "https://example.com\\@evil.com/",
+        "javascript:alert(1)",
+        "",
+    ):
+        assert not pattern.fullmatch(url), url
+    assert pattern.fullmatch("https://www.example.com/landing?c=1")
+
+
+@SETTINGS
+@given(data=st.data())
+def test_every_price_the_pattern_allows_parses(data):
+    spec = next(f for f in CONFIG.paths["win"].fields if f.name == "price")
+    pattern = OpenApi(CONFIG).properties(CONFIG.paths["win"])["price"][1]["pattern"]
+    openrtb.parse_price(data.draw(st.from_regex(pattern, fullmatch=True)), spec.price_crypto)
+
+
+@pytest.mark.parametrize(
+    ("method", "query", "body"),
+    [
+        ("GET", "aid=&price=1.5", None),
+        ("POST", "", "aid=&price=1.5"),
+        ("POST", "aid=&price=1.5", None),
+    ],
+)
+def test_a_blank_required_field_is_refused_as_missing(method, query, body):
+    tracker, collectors = build_app(CONFIG)
+    client = falcon.testing.TestClient(tracker.wsgi)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+    resp = client.simulate_request(method, "/win", query_string=query, body=body, headers=headers)
+    assert resp.status_code == 400
+    assert resp.json["errors"] == {"auction_id": ["Missing data for required field."]}
+    assert [e.type for c in collectors.values() for e in c.events] == ["rejected"]
