@@ -7,7 +7,8 @@
   campaign of its own, and polls Redis until each one's spend is visible.
 - :func:`expected_spend` and :func:`ledger_problems` check, after the run,
   that the ledger holds exactly the distinct billable notices the tracker
-  accepted (read back from Kafka), to the micro-unit.
+  accepted (read back from Kafka), to the micro-unit, per campaign and per
+  line item.
 - :func:`collector_cost` times ``collect()`` and the flusher's Lua step
   in-process.
 """
@@ -166,20 +167,36 @@ def freshness(
     )
 
 
+#: Spend and distinct billable notices: ``(spend_micros, events)``.
+Totals = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the ledger must hold: per campaign, and per line item of each campaign."""
+
+    campaigns: dict[str, Totals]
+    line_items: dict[str, dict[str, Totals]]
+
+
 def expected_spend(
-    events: Iterable[dict[str, Any]], metrics: dict[str, str], campaign_dimension: str
-) -> dict[str, tuple[int, int]]:
-    """Sum the spend and count the distinct billable notices, per campaign.
+    events: Iterable[dict[str, Any]],
+    metrics: dict[str, str],
+    campaign_dimension: str,
+    line_item_dimension: str = "line_item_id",
+) -> Expected:
+    """Sum the spend and count the distinct billable notices, per campaign and line item.
 
     Args:
         events: Events as the tracker wrote them (``Event.to_dict``), duplicates included.
         metrics: Billable event type to the metric that holds its spend.
         campaign_dimension: The dimension naming the campaign.
+        line_item_dimension: The dimension naming the line item, when a notice has one.
 
     Returns:
-        ``{campaign: (spend_micros, events)}``, each notice id counted once.
+        Each notice id counted once, as the banker counts it.
     """
-    distinct: dict[str, tuple[str, int]] = {}
+    distinct: dict[str, tuple[str, str, int]] = {}
     for event in events:
         metric = metrics.get(event["type"])
         spend = event["metrics"].get(metric) if metric else None
@@ -187,31 +204,52 @@ def expected_spend(
         campaign = dims.get(campaign_dimension)
         if dims.get("billable") is False or not isinstance(spend, int) or not campaign:
             continue
-        distinct.setdefault(event["id"], (campaign, spend))
-    totals: dict[str, tuple[int, int]] = {}
-    for campaign, spend in distinct.values():
-        micros, count = totals.get(campaign, (0, 0))
-        totals[campaign] = (micros + spend, count + 1)
-    return totals
+        line_item = dims.get(line_item_dimension)
+        line_item = line_item if isinstance(line_item, str) and "}" not in line_item else ""
+        distinct.setdefault(event["id"], (campaign, line_item, spend))
+    campaigns: dict[str, Totals] = {}
+    line_items: dict[str, dict[str, Totals]] = {}
+    for campaign, line_item, spend in distinct.values():
+        campaigns[campaign] = _add(campaigns.get(campaign), spend)
+        if line_item:
+            items = line_items.setdefault(campaign, {})
+            items[line_item] = _add(items.get(line_item), spend)
+    return Expected(campaigns, line_items)
 
 
-def ledger_problems(expected: dict[str, tuple[int, int]], ledger: Ledger) -> list[str]:
-    """Compare the ledger with ``expected``; describe every campaign that differs."""
+def _add(totals: Totals | None, spend: int) -> Totals:
+    micros, count = totals or (0, 0)
+    return micros + spend, count + 1
+
+
+def ledger_problems(expected: Expected, ledger: Ledger) -> list[str]:
+    """Compare the ledger with ``expected``; describe every campaign and line item that differs."""
     problems = []
     found = set(ledger.campaigns())
-    for campaign in sorted(found - set(expected)):
+    for campaign in sorted(found - set(expected.campaigns)):
         report = ledger.report(campaign)
         problems.append(
             f"campaign {campaign} has {report['spend_micros']} micros in the ledger "
             f"({report['events']} events), but no accepted notice"
         )
-    for campaign, (micros, count) in sorted(expected.items()):
+    for campaign, (micros, count) in sorted(expected.campaigns.items()):
         report = ledger.report(campaign)
         if (report["spend_micros"], report["events"]) != (micros, count):
             problems.append(
                 f"campaign {campaign}: {count} distinct notices worth {micros} micros accepted, "
                 f"the ledger holds {report['events']} worth {report['spend_micros']}"
             )
+        held = {li: (c["spend_micros"], c["events"]) for li, c in report["line_items"].items()}
+        wanted = expected.line_items.get(campaign, {})
+        for line_item in sorted(set(held) | set(wanted)):
+            micros, count = wanted.get(line_item, (0, 0))
+            in_ledger = held.get(line_item, (0, 0))
+            if in_ledger != (micros, count):
+                problems.append(
+                    f"campaign {campaign} line item {line_item}: {count} distinct notices "
+                    f"worth {micros} micros accepted, the ledger holds {in_ledger[1]} "
+                    f"worth {in_ledger[0]}"
+                )
     return problems
 
 
@@ -227,13 +265,14 @@ def check(
             plain += 1
         else:
             mine.append(event)
-    expected = expected_spend(mine, metrics, dimension)
+    expected = expected_spend(mine, metrics, dimension, options["line_item_dimension"])
     problems = ledger_problems(expected, ledger)
     figures = {
         "notices_accepted": len(mine),
-        "distinct_billable": sum(count for _, count in expected.values()),
-        "campaigns": len(expected),
-        "spend_micros": sum(micros for micros, _ in expected.values()),
+        "distinct_billable": sum(count for _, count in expected.campaigns.values()),
+        "campaigns": len(expected.campaigns),
+        "line_items": sum(len(items) for items in expected.line_items.values()),
+        "spend_micros": sum(micros for micros, _ in expected.campaigns.values()),
         "notices_without_banker": plain,
         "mismatches": len(problems),
     }

@@ -248,12 +248,15 @@ def banker_lines(results: dict) -> list[str]:
     ledger = figures["ledger"]
     lines.append(
         f"Ledger: {ledger['notices_accepted']:,} billing notices accepted for the banker, "
-        f"{ledger['distinct_billable']:,} distinct billable in {ledger['campaigns']:,} campaigns, "
-        f"{ledger['spend_micros']:,} micros"
+        f"{ledger['distinct_billable']:,} distinct billable in {ledger['campaigns']:,} campaigns"
+        # Results from before line items were checked have no count of them.
+        + (f" and {ledger['line_items']:,} line items" if "line_items" in ledger else "")
+        + f", {ledger['spend_micros']:,} micros"
         + (
             " (the ledger holds exactly that)."
             if not ledger["mismatches"]
-            else f" ({ledger['mismatches']} campaigns differ in the ledger: MISMATCH)."
+            else f" ({ledger['mismatches']} campaigns or line items differ in the ledger: "
+            "MISMATCH)."
         )
     )
     cost = figures["collector"]

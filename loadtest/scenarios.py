@@ -131,6 +131,7 @@ def _notice(i: int) -> dict[str, str | int]:
         "adid": f"ad-{i % 13}",
         "cid": CAMPAIGNS[i % len(CAMPAIGNS)],
         "crid": f"cr-{i % 7}",
+        "li": f"li-{i % 3}",
         "price": f"2.{i % 100:02d}",
         "cur": "EUR",
     }

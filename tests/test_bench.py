@@ -241,14 +241,29 @@ def test_the_ledger_check_holds_for_the_benchmark_notices_and_catches_a_differen
         {"billing": "spend_micros"},
         "campaign_id",
     )
-    assert figures["spend_micros"] == sum(m for m, _ in expected.values()) > 0
+    assert figures["spend_micros"] == sum(m for m, _ in expected.campaigns.values()) > 0
+    # Every benchmark notice names one of three line items; they add up to the campaign.
+    assert figures["line_items"] == sum(len(i) for i in expected.line_items.values()) > 3
+    for campaign, items in expected.line_items.items():
+        assert sum(m for m, _ in items.values()) == expected.campaigns[campaign][0]
 
     ledger = collectors["banker"]._ledger()
-    ledger.client.hincrby(f"{ledger.keys.base('c-2')}:total", "spend_micros", 1)
+    base = ledger.keys.base("c-2")
+    ledger.client.hincrby(f"{base}:total", "spend_micros", 1)
     _, problems = ledger_check(config, collectors)
     assert len(problems) == 1
     assert problems[0].startswith("BANKER LEDGER MISMATCH: campaign c-2: ")
-    assert problems[0].endswith(f"worth {expected['c-2'][0] + 1}")
+    assert problems[0].endswith(f"worth {expected.campaigns['c-2'][0] + 1}")
+
+    ledger.client.hincrby(f"{base}:total", "spend_micros", -1)
+    line_item = sorted(expected.line_items["c-2"])[0]
+    ledger.client.hincrby(f"{base}:li:{line_item}", "spend_micros", 7)
+    _, problems = ledger_check(config, collectors)
+    micros, count = expected.line_items["c-2"][line_item]
+    assert problems == [
+        f"BANKER LEDGER MISMATCH: campaign c-2 line item {line_item}: {count} distinct notices "
+        f"worth {micros} micros accepted, the ledger holds {count} worth {micros + 7}"
+    ]
 
 
 @pytest.mark.redis
@@ -290,6 +305,7 @@ def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
                 "notices_accepted": 10,
                 "distinct_billable": 8,
                 "campaigns": 4,
+                "line_items": 6,
                 "spend_micros": 16000,
                 "notices_without_banker": 0,
                 "mismatches": 1,
@@ -312,5 +328,6 @@ def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
     assert "| p99 ms, closed loop | 30.00 | 20.00 | 1.50 |" in text
     assert "| p99 ms at 250 req/s (achieved 250 and 250) | 12.00 | 8.00 | 1.50 |" in text
     assert "p50 55.0 ms, p99 110.0 ms" in text
-    assert "(1 campaigns differ in the ledger: MISMATCH)." in text
+    assert "in 4 campaigns and 6 line items, 16,000 micros" in text
+    assert "(1 campaigns or line items differ in the ledger: MISMATCH)." in text
     assert "14.0 µs per notice, of which 6.0 µs of the flushing thread's CPU." in text
