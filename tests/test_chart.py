@@ -25,17 +25,6 @@ def test_every_value_set_keeps_the_invariants(helm, name, args, kinds):
 
 BROKEN_VALUES = [
     (
-        "grace shorter than preStop + drain + flush (extraEnv gets past the chart's own check)",
-        [
-            "--set-json",
-            'extraEnv=[{"name":"TRACKER_DRAIN_SECONDS","value":"20"},{"name":"TRACKER_CLOSE_TIMEOUT","value":"20"}]',
-        ],
-        [
-            "terminationGracePeriodSeconds 40 <= preStop 5 + drain 20 + flush 20",
-            "drain 20 + flush 20 s >= gunicorn's graceful_timeout",
-        ],
-    ),
-    (
         "readiness on the admin port",
         ["--set", "readinessProbe.httpGet.port=admin"],
         ["readinessProbe port is admin, not the public port http"],
@@ -138,7 +127,20 @@ def edit_job_post_install(by_kind):
     by_kind["Job"][0]["metadata"]["annotations"]["helm.sh/hook"] = "post-install,post-upgrade"
 
 
+def edit_shutdown_times(by_kind):
+    for env in server(by_kind)[2]["env"]:
+        if env["name"] in ("TRACKER_DRAIN_SECONDS", "TRACKER_CLOSE_TIMEOUT"):
+            env["value"] = "20"
+
+
 BROKEN_RENDERS = [
+    (
+        edit_shutdown_times,
+        [
+            "terminationGracePeriodSeconds 40 <= preStop 5 + drain 20 + flush 20",
+            "drain 20 + flush 20 s >= gunicorn's graceful_timeout",
+        ],
+    ),
     (edit_admin_monitor, ["the ServiceMonitor scrapes ports ['http'], not admin"]),
     (edit_public_service, ["the public Service targets ['http', 'admin'], not http alone"]),
     (edit_spool_volume, ["the spool volume has ['emptyDir', 'hostPath'] sources, not one"]),
@@ -185,6 +187,14 @@ REFUSED = [
     (
         ["--set", "server.drainSeconds=5", "--set", "server.closeTimeoutSeconds=20"],
         "server.drainSeconds (5) + server.closeTimeoutSeconds (20) must stay below gunicorn's",
+    ),
+    (
+        ["--set-json", 'extraEnv=[{"name":"TRACKER_DRAIN_SECONDS","value":"20"}]'],
+        "extraEnv sets TRACKER_DRAIN_SECONDS, which the chart sets from server.drainSeconds",
+    ),
+    (
+        ["--set-json", 'extraEnv=[{"name":"TRACKER_BIND","value":"0.0.0.0:9999"}]'],
+        "extraEnv sets TRACKER_BIND, which the chart sets from containerPort",
     ),
     (
         ["--set", "config.server.max_body_bytes=1024"],
