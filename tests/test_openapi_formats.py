@@ -8,7 +8,9 @@ load. The live Schemathesis test checks the same over HTTP on the shipped config
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 import falcon.testing
 import pytest
@@ -24,6 +26,8 @@ from tracker.http.openapi import OpenApi, _decimal_pattern, _landing_format
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
 PATHS = [p for p in CONFIG.paths.values() if p.batch is None]
+#: Price keys in the base64 form exchanges hand out (any 32 bytes do).
+KEYS = ("A" * 43, "B" * 43)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -112,3 +116,31 @@ def test_a_blank_required_field_is_refused_as_missing(method, query, body):
     assert resp.status_code == 400
     assert resp.json["errors"] == {"auction_id": ["Missing data for required field."]}
     assert [e.type for c in collectors.values() for e in c.events] == ["rejected"]
+
+
+@functools.cache
+def keyed() -> tuple[Any, dict[str, re.Pattern]]:
+    """The shipped config with price keys: /bill's price crypto and both price patterns."""
+    keys = {"TRACKER_PRICE_ENCRYPTION_KEY": KEYS[0], "TRACKER_PRICE_INTEGRITY_KEY": KEYS[1]}
+    config = load_file(ROOT / "config" / "tracker.yaml", keys)
+    crypto = next(f for f in config.paths["billing"].fields if f.name == "price").price_crypto
+    patterns = {
+        name: re.compile(OpenApi(config).properties(config.paths[name])["price"][1]["pattern"])
+        for name in ("win", "billing")
+    }
+    return crypto, patterns
+
+
+@SETTINGS
+@given(cpm_micros=st.integers(0, openrtb.MAX_CPM_MICROS), iv=st.binary(min_size=16, max_size=16))
+def test_an_encrypted_price_matches_the_pattern_of_a_path_with_keys(cpm_micros, iv):
+    crypto, patterns = keyed()
+    token = crypto.encrypt(cpm_micros, iv)
+    assert patterns["win"].fullmatch(token) and patterns["billing"].fullmatch(token)
+
+
+def test_a_path_that_requires_encryption_documents_no_clear_price():
+    _, patterns = keyed()
+    assert patterns["win"].fullmatch("1.25")
+    assert not patterns["billing"].fullmatch("1.25")
+    assert patterns["billing"].fullmatch("AUDIT")

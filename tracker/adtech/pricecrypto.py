@@ -18,7 +18,8 @@ _STANDARD_ALPHABET = str.maketrans("+/", "-_")
 _IV_SIZE = 16
 _PRICE_SIZE = 8
 _SIGNATURE_SIZE = 4
-_TOKEN_SIZE = _IV_SIZE + _PRICE_SIZE + _SIGNATURE_SIZE
+#: Bytes of a decoded token (the OpenAPI document derives its text length from it).
+TOKEN_SIZE = _IV_SIZE + _PRICE_SIZE + _SIGNATURE_SIZE
 
 
 class PriceCrypto:
@@ -76,10 +77,10 @@ class PriceCrypto:
         raw = _websafe_b64decode(token)
         if raw is None:
             raise NoticeError("bad_price", "encrypted price is not web-safe base64")
-        if len(raw) != _TOKEN_SIZE:
+        if len(raw) != TOKEN_SIZE:
             raise NoticeError(
                 "bad_price",
-                f"encrypted price is {len(raw)} bytes, expected {_TOKEN_SIZE}: "
+                f"encrypted price is {len(raw)} bytes, expected {TOKEN_SIZE}: "
                 "the value is truncated or is not a price token",
             )
         iv = raw[:_IV_SIZE]

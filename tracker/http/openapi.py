@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from importlib.metadata import version
 from typing import Any
@@ -22,7 +23,9 @@ import yaml
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from tracker.config import Config, PathConfig
+from tracker.adtech import openrtb
+from tracker.adtech.pricecrypto import TOKEN_SIZE
+from tracker.config import Config, FieldConfig, PathConfig, RedirectConfig
 from tracker.fields import AuctionPrice, Micros, build_schema
 from tracker.validation import Checks
 
@@ -77,15 +80,15 @@ MEINHELD_REFUSALS = {
 }
 
 
-def _decimal_pattern(minimum: float | None, maximum: float | None) -> str:
-    """A pattern of decimal texts with at most 6 places, inside [minimum, maximum].
+def _decimal(minimum: float | None, maximum: float | None) -> str:
+    """A regex of decimal texts with at most 6 places, inside [minimum, maximum].
 
-    JSON Schema cannot bound the value a numeric text spells, so the pattern
+    JSON Schema cannot bound the value a numeric text spells, so the regex
     bounds its integer digits instead: with ``maximum`` 1000000 it allows up to
     999999.999999. The document is so narrower than the tracker at the edge of a
     range, never wider; the description states the exact bounds. Bounds that
     digits cannot follow (a positive minimum, a maximum under 1) leave only the
-    shape in the pattern.
+    shape.
     """
     fraction = r"(?:\.[0-9]{1,6})?"
 
@@ -97,21 +100,26 @@ def _decimal_pattern(minimum: float | None, maximum: float | None) -> str:
         return f"[0-9]{{1,{k}}}" if k else "0"
 
     if (minimum is not None and minimum > 0) or (maximum is not None and maximum < 1):
-        return f"^-?[0-9]+{fraction}$"
+        return f"-?[0-9]+{fraction}"
     positive = integer(maximum) + fraction
     if minimum is not None and minimum > -1:
-        return f"^{positive}$"
-    return f"^(?:{positive}|-{integer(minimum)}{fraction})$"
+        return positive
+    return f"(?:{positive}|-{integer(minimum)}{fraction})"
+
+
+def _decimal_pattern(minimum: float | None, maximum: float | None) -> str:
+    """:func:`_decimal`, as a whole-value pattern."""
+    return f"^{_decimal(minimum, maximum)}$"
 
 
 #: What ``parse_price`` reads: AUDIT in any case, or a clear decimal CPM under its cap.
 _AUDIT = "[Aa][Uu][Dd][Ii][Tt]"
-_CLEAR_CPM = r"[0-9]{1,5}(?:\.[0-9]{1,6})?"
-#: An encrypted price: web-safe base64 of 28 bytes (16 iv, 8 price, 4 signature).
-_ENCRYPTED = "[A-Za-z0-9_-]{38}"
+_CLEAR_CPM = _decimal(0, openrtb.MAX_CPM_MICROS / 1_000_000)
+#: An encrypted price: the unpadded web-safe base64 of a token.
+_ENCRYPTED = f"[A-Za-z0-9_-]{{{math.ceil(TOKEN_SIZE * 4 / 3)}}}"
 
 
-def _wire_format(spec: Any) -> dict[str, Any]:
+def _wire_format(spec: FieldConfig) -> dict[str, Any]:
     """What a field's text must look like, for types the tracker reads from text.
 
     An empty value of such a field counts as absent, so a required one must not
@@ -149,7 +157,7 @@ def _wire_format(spec: Any) -> dict[str, Any]:
     return {}
 
 
-def _landing_format(redirect: Any) -> dict[str, Any]:
+def _landing_format(redirect: RedirectConfig) -> dict[str, Any]:
     """The landing URL of a redirect: not empty, and on the allow-list when nothing else is.
 
     With signing keys a signed URL may go to any host, and with a fallback URL a
@@ -257,8 +265,9 @@ class OpenApi:
                 prop["minLength"] = 1
             found[spec.key] = (spec, prop)
         redirect = path.response.redirect
-        if redirect is not None and redirect.url_field in schema.fields:
-            spec, prop = next(v for v in found.values() if v[0].name == redirect.url_field)
+        if redirect is not None:
+            # The config's checks make url_field one of the path's string fields.
+            _, prop = next(v for v in found.values() if v[0].name == redirect.url_field)
             prop.update(_landing_format(redirect))
         return found
 
