@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from marshmallow import Schema, fields, validate
 
-from tracker import metrics
+import tracker.metrics as metrics
 from tracker.event import Event
 from tracker.plugins import Collector
 

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 
 from tracker.http.admin import admin_bind as _admin_bind
-from tracker.logs import logconfig_dict as _logconfig_dict
+from tracker.process.logs import logconfig_dict as _logconfig_dict
 
 WORKER_CLASSES = {
     "meinheld": "tracker.workers.MeinheldWorker",

@@ -71,8 +71,8 @@ class Stages:
         import falcon
 
         from tracker import metrics
-        from tracker.fields import gather
         from tracker.http.extract import request_lookup
+        from tracker.intake.fields.schema import gather
 
         r, intake = self.resource, self.resource.intake
         clock = time.perf_counter_ns

@@ -7,7 +7,7 @@ from pathlib import Path
 from collectors.memory import MemoryCollector
 from tracker.config import Config, load_file
 from tracker.http.app import Tracker
-from tracker.pipeline import Pipeline
+from tracker.intake.pipeline import Pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 

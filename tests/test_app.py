@@ -14,7 +14,7 @@ from tracker import metrics
 from tracker.config import load_file, load_text
 from tracker.http.app import Tracker
 from tracker.http.responses import PIXEL
-from tracker.pipeline import Pipeline
+from tracker.intake.pipeline import Pipeline
 from tracker.plugins import Preprocessor
 
 

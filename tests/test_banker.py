@@ -10,9 +10,9 @@ import pytest
 
 from collectors.banker import BankerCollector
 from collectors.banker.options import BankerOptions
-from tracker import cli
 from tracker.config import ConfigError, load_text
 from tracker.event import Event
+from tracker.process import cli
 
 pytestmark = pytest.mark.redis
 
@@ -232,7 +232,7 @@ def test_banker_block_is_validated_with_the_dotted_path():
 
 
 def test_replaying_the_log_files_spends_only_what_the_ledger_lacks(redis_node, tmp_path):
-    from tracker.replay import replay
+    from tracker.process.replay import replay
 
     prefix = "t" + uuid.uuid4().hex[:8]
     config = load_text(

@@ -20,7 +20,7 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
 from tracker.http.app import Tracker
-from tracker.pipeline import Pipeline
+from tracker.intake.pipeline import Pipeline
 
 SAMPLE = 100  # the mix repeats every 100 requests
 

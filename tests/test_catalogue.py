@@ -11,8 +11,8 @@ from tests import ROOT
 from tests.apps import build_app
 from tests.tcf import tc_string
 from tracker.adtech.pricecrypto import PriceCrypto
-from tracker.cli import main
 from tracker.config import load_file
+from tracker.process.cli import main
 
 EXAMPLE_KEYS = {"TRACKER_CLICK_KEYS": "k1:ZXhhbXBsZS1rZXktZG8tbm90LXVzZS0x"}
 # Google's published example keys (see tests/test_openrtb.py): not secrets.

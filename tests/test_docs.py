@@ -9,7 +9,7 @@ import yaml
 from collectors.memory import MemoryCollector
 from tests import ROOT
 from tracker.event import Event
-from tracker.pipeline import Pipeline
+from tracker.intake.pipeline import Pipeline
 
 
 def code_blocks(doc: str, language: str) -> list[str]:

@@ -12,8 +12,8 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
 from tracker.config.reference import render, undocumented
-from tracker.docs import generated
 from tracker.http.openapi import OpenApi
+from tracker.process.docs import generated
 
 SHIPPED = ROOT / "config" / "tracker.yaml"
 

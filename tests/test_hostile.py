@@ -17,10 +17,10 @@ from tests.apps import build_app
 from tests.tcf import tc_string
 from tracker.adtech.pricecrypto import PriceCrypto
 from tracker.adtech.signing import UrlSigner, parse_keys
-from tracker.cli import main
 from tracker.config import load_text
 from tracker.http.extract import MAX_JSON_DEPTH
-from tracker.http.middleware import valid_query
+from tracker.http.limits import valid_query
+from tracker.process.cli import main
 
 KEYS = "k1:ZXhhbXBsZS1rZXktZG8tbm90LXVzZS0x"
 PRICE_KEYS = {

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracker.event import format_timestamp, name_id, new_id
-from tracker.fields import EVENT_ID_NAMESPACE
+from tracker.intake.fields.mapping import EVENT_ID_NAMESPACE
 
 
 def test_random_ids_are_canonical_version_4_uuids_and_distinct():

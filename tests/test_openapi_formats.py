@@ -21,8 +21,8 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.adtech import landing, openrtb
 from tracker.config import load_file
-from tracker.fields import Micros, build_schema
 from tracker.http.openapi import OpenApi, _decimal_pattern, _landing_format
+from tracker.intake.fields.schema import Micros, build_schema
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
 PATHS = [p for p in CONFIG.paths.values() if p.batch is None]

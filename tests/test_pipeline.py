@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collectors.memory import MemoryCollector
 from tracker.event import Event
-from tracker.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
+from tracker.intake.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
 from tracker.plugins import Collector, Preprocessor
 
 

@@ -10,7 +10,7 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
 from tracker.http.errors import SampledLog
-from tracker.intake import Rejected
+from tracker.intake.refusals import Rejected
 
 
 class Clock:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tracker.cli import main
 from tracker.event import Event
+from tracker.process.cli import main
 from tracker.spool import Spool
 
 CONFIG = """

@@ -1,7 +1,7 @@
 """The fast way through marshmallow gives marshmallow's own answers.
 
 Every path of the shipped config is loaded both ways, through
-:class:`tracker.validation.Loader` and through a schema of stock marshmallow
+:class:`tracker.intake.fields.checks.Loader` and through a schema of stock marshmallow
 fields with the same validators, on random raw values: the same values for a
 valid request, the same messages for an invalid one.
 """
@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields
 
 from tests import ROOT
-from tracker import fields as tracker_fields
 from tracker.config import load_file
-from tracker.fields import build_schema
-from tracker.validation import Checks, Loader
+from tracker.intake.fields import schema as tracker_fields
+from tracker.intake.fields.checks import Checks, Loader
+from tracker.intake.fields.schema import build_schema
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml")
 PATHS = [p for p in CONFIG.paths.values() if p.batch is None]

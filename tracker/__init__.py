@@ -17,6 +17,6 @@ The plugin API, the only part of ``tracker`` a collector or preprocessor
   own in its own module.
 
 Everything else (``tracker.config``, ``tracker.http``, ``tracker.adtech``,
-``tracker.intake``...) is internal and may change. The package is laid out
+``tracker.intake.intake``...) is internal and may change. The package is laid out
 by role; ``docs/architecture.md`` walks through it.
 """

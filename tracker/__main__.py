@@ -2,6 +2,6 @@
 
 import sys
 
-from tracker.cli import main
+from tracker.process.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """``tracker banker spend`` and ``tracker banker set-budget``.
 
-Registered in the ``tracker.commands`` entry-point group: ``tracker.cli``
+Registered in the ``tracker.commands`` entry-point group: ``tracker.process.cli``
 discovers the group and calls :func:`register`, so the core never imports this
 collector (a third-party plugin adds its commands the same way).
 """

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from typing import Any, ClassVar
 
-from tracker import metrics as core_metrics
+import tracker.metrics as core_metrics
 from tracker.event import Event
 from tracker.plugins import Collector
 from tracker.spool import Spool

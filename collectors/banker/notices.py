@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tracker import metrics as core_metrics
+import tracker.metrics as core_metrics
 
 from .ledger import Exhausted
 

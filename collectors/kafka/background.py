@@ -19,8 +19,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+import tracker.metrics as metrics
 from collectors.kafka.faults import PERMANENT, THREAD_RESTARTS, TOPICS_MISSING, permanent_reason
-from tracker import metrics
 from tracker.event import Event
 from tracker.spool import Segment
 

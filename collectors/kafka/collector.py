@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import tracker.metrics as metrics
 from collectors.kafka.background import FAILURES_BEFORE_UNREADY, PERMANENT_REASONS, Background
 from collectors.kafka.faults import Quarantine, permanent_reason
 from collectors.kafka.options import PRODUCER_DEFAULTS, KafkaOptions
-from tracker import metrics
 from tracker.event import Event
 from tracker.plugins import Collector
 from tracker.spool import Spool

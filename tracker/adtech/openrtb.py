@@ -21,6 +21,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from tracker.adtech.errors import NoticeError
+
 if TYPE_CHECKING:
     from tracker.adtech.pricecrypto import PriceCrypto
 
@@ -81,21 +83,6 @@ LOSS_REASONS: Mapping[int, str] = MappingProxyType(
 
 #: The spec reserves 500 and above for values each exchange defines.
 EXCHANGE_SPECIFIC_LOSS = 500
-
-
-class NoticeError(ValueError):
-    """A notice value that cannot be used.
-
-    Attributes:
-        reason: Machine label: ``missing_price``, ``unsubstituted_macro``,
-            ``bad_price``, ``price_integrity`` or ``bad_currency``.
-        message: What is wrong and what to fix, for people.
-    """
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import base64
 import hmac
 import re
 
-from tracker.adtech.openrtb import NoticeError
+from tracker.adtech.errors import NoticeError
 
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 _WEBSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")

@@ -4,7 +4,7 @@ Read top to bottom, this is the request path: :class:`RequestLimits` refuses
 what breaks a server limit -> a Falcon route per configured tracking path ->
 :class:`~tracker.http.resources.TrackingResource` (read the request) ->
 :class:`~tracker.intake.Intake` (validate the fields, build the event, hand it
-to the :class:`~tracker.pipeline.Pipeline`: preprocessors, then collectors) ->
+to the :class:`~tracker.intake.pipeline.Pipeline`: preprocessors, then collectors) ->
 the configured response. A :class:`~tracker.intake.Rejected` raised anywhere on
 the way is answered and counted by :class:`~tracker.http.errors.RejectionHandler`.
 """
@@ -21,14 +21,13 @@ from tracker.http.cors import Cors
 from tracker.http.errors import ROUTING_ERRORS, RejectionHandler, handle_unexpected
 from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
-from tracker.http.limits import ClientLimiter, limited
-from tracker.http.middleware import RequestLimits
+from tracker.http.limits import ClientLimiter, RequestLimits, limited
 from tracker.http.openapi import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
-from tracker.intake import Intake, Rejected
-from tracker.pipeline import Pipeline
-from tracker.rejects import RejectedStream
+from tracker.intake.intake import Intake
+from tracker.intake.pipeline import Pipeline
+from tracker.intake.refusals import Rejected, RejectedStream
 
 
 class Tracker:

@@ -6,13 +6,13 @@ from typing import Any
 
 import falcon
 
-from tracker import metrics
+import tracker.metrics as metrics
 from tracker.config import PathConfig
-from tracker.fields import Lookup
 from tracker.http.extract import ContextReader, copy_values, read_body, request_copy
-from tracker.intake import Intake, Rejected, count_rejection
-from tracker.pipeline import ACCEPTED, UNSAFE
-from tracker.rejects import RejectedStream
+from tracker.intake.fields.schema import Lookup
+from tracker.intake.intake import Intake
+from tracker.intake.pipeline import ACCEPTED, UNSAFE
+from tracker.intake.refusals import Rejected, RejectedStream, count_rejection
 
 
 def item_lookup(item: dict[str, Any]) -> Lookup:

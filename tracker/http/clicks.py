@@ -16,7 +16,7 @@ from typing import Any
 from tracker.adtech import clickurl, landing, signing
 from tracker.config import RedirectConfig
 from tracker.event import Event
-from tracker.intake import Rejected
+from tracker.intake.refusals import Rejected
 
 
 class Redirector:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import falcon
 
 from tracker.config import CorsConfig, PathConfig
-from tracker.intake import Rejected
+from tracker.intake.refusals import Rejected
 
 #: Request headers a page may send: the tag needs none beyond the CORS-safelisted ones,
 #: page code that posts JSON needs Content-Type.

@@ -27,8 +27,7 @@ from tracker.adtech import landing
 from tracker.config import PathConfig
 from tracker.http import responses
 from tracker.http.extract import request_copy
-from tracker.intake import REQUEST_LABEL, Rejected, count_rejection
-from tracker.rejects import RejectedStream
+from tracker.intake.refusals import REQUEST_LABEL, Rejected, RejectedStream, count_rejection
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 import falcon
 from falcon.uri import parse_query_string
 
-from tracker.fields import Lookup
 from tracker.http.clientip import ClientIp
-from tracker.intake import Rejected
+from tracker.intake.fields.schema import Lookup
+from tracker.intake.refusals import Rejected
 
 FORM = "application/x-www-form-urlencoded"
 #: How deep a JSON body may nest; deeper ones are refused before ``json.loads`` sees them.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import falcon
 
-from tracker import lifecycle, metrics
-from tracker.pipeline import Pipeline
+import tracker.metrics as metrics
+from tracker.intake.pipeline import Pipeline
+from tracker.process import lifecycle
 
 
 class HealthResource:

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the configured tracking paths, and ``/openapi.json``.
 
 It is built with apispec's marshmallow plugin from the same request schemas that
-validate requests (:func:`tracker.fields.build_schema`), so every parameter's
+validate requests (:func:`tracker.intake.fields.schema.build_schema`), so every parameter's
 type, pattern, bounds, choices and required flag are those the tracker enforces.
 Each operation lists what it can answer: its success (pixel, redirect, 204 or
 JSON), the refusals with their reasons (400, 413, 414, 415, 431) and, on a
@@ -26,8 +26,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from tracker.adtech import openrtb
 from tracker.adtech.pricecrypto import TOKEN_SIZE
 from tracker.config import Config, FieldConfig, PathConfig, RedirectConfig
-from tracker.fields import AuctionPrice, Micros, build_schema
-from tracker.validation import Checks
+from tracker.intake.fields.checks import Checks
+from tracker.intake.fields.schema import AuctionPrice, Micros, build_schema
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 NO_CACHE = {"Cache-Control": {"$ref": "#/components/headers/Cache-Control"}}

@@ -15,8 +15,9 @@ from tracker.event import Event, new_id
 from tracker.http import responses
 from tracker.http.clicks import Redirector
 from tracker.http.extract import ContextReader, read_body, request_lookup
-from tracker.intake import Intake, Rejected
-from tracker.pipeline import ACCEPTED, UNSAFE
+from tracker.intake.intake import Intake
+from tracker.intake.pipeline import ACCEPTED, UNSAFE
+from tracker.intake.refusals import Rejected
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tracker import metrics
+import tracker.metrics as metrics
 from tracker.config.model import Config, DeliveryConfig, FieldFilter
 from tracker.event import Event
-from tracker.filters import EventFilter
+from tracker.intake.filters import EventFilter
 from tracker.plugins import Collector, Plugin, Preprocessor
 
 log = logging.getLogger(__name__)

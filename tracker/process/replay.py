@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker import metrics
+import tracker.metrics as metrics
 from tracker.config import Config
 from tracker.event import Event
-from tracker.filters import EventFilter
+from tracker.intake.filters import EventFilter
 from tracker.plugins import Collector
 from tracker.spool import Segment, is_segment
 

@@ -99,7 +99,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Re-send events from spool segments or log files to the collectors."""
-    from tracker.replay import ReplayError, replay
+    from tracker.process.replay import ReplayError, replay
 
     config = _load(args.config or config_path())
     unknown = [name for name in args.collector if name not in config.collectors]
@@ -156,7 +156,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Write the generated documents into ``--dir``, or with ``--check`` report stale ones."""
-    from tracker.docs import generated
+    from tracker.process.docs import generated
 
     stale = []
     for name, text in generated(args.config).items():

@@ -13,15 +13,74 @@ knows HTTP.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from tracker import metrics
+import tracker.metrics as metrics
 from tracker.config import DeliveryConfig, RejectedConfig
 from tracker.event import Event
-from tracker.intake import Rejected
-from tracker.pipeline import Pipeline
+from tracker.intake.pipeline import Pipeline
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+#: The path label of refusals that happen before a request reaches a path.
+REQUEST_LABEL = "_request"
+
+
+class Rejected(Exception):
+    """A request (or batch item) that cannot become an event.
+
+    Attributes:
+        status: HTTP status code to answer with (400, 413...).
+        reason: Short machine-friendly reason, also the metrics label.
+        description: Human-readable explanation.
+        errors: Per-field messages, for validation failures.
+        retry_after: Seconds after which to try again (a 429), else None.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        description: str,
+        errors: dict[str, list[str]] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.reason = reason
+        self.description = description
+        self.errors = errors or {}
+        self.retry_after = retry_after
+
+    def summary(self) -> str:
+        """Summarise the rejection in one line of printable ASCII, at most 512 characters.
+
+        Pixel paths put it in a header, and field errors may quote the caller's
+        input: WSGI header values must be Latin-1 and hold no line break, so
+        everything else is backslash-escaped (``\\u20ac`` for a euro sign, ``\\x0d`` for a CR).
+        """
+        if self.errors:
+            text = "; ".join(
+                f"{k}: {' '.join(map(str, v))}" for k, v in sorted(self.errors.items())
+            )
+        else:
+            text = self.description
+        line = f"{self.reason}: {text}"
+        if not line.isascii():
+            line = line.encode("ascii", "backslashreplace").decode("ascii")
+        if not line.isprintable():
+            line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+        return line[:512]
+
+
+def count_rejection(path: str, reason: str) -> None:
+    """Count one refusal of ``path`` (or :data:`REQUEST_LABEL`) for ``reason``."""
+    metrics.inc(metrics.REQUESTS, path, "rejected")
+    metrics.inc(metrics.REJECTED, path, reason)
+
 
 #: The event type of the stream's events.
 EVENT_TYPE = "rejected"
