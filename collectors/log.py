@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from typing import ClassVar
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 import tracker.metrics as metrics
 from tracker.event import Event
-from tracker.plugins import Collector
+from tracker.plugins import Collector, Delivery, Health, Options
 
 log = logging.getLogger(__name__)
 
 
-class LogOptions(Schema):
+@dataclass(frozen=True)
+class LogConfig:
+    """The loaded options of a ``log`` block."""
+
+    path: str
+    max_bytes: int
+    backup_count: int
+
+
+class LogOptions(Options):
     """Options of the ``log`` collector."""
+
+    model = LogConfig
 
     path = fields.String(
         required=True,
@@ -71,32 +83,41 @@ class LogCollector(Collector):
 
     options_schema: ClassVar = LogOptions
 
-    def __init__(self, name, options):
+    def __init__(self, name: str, options: LogConfig) -> None:
         super().__init__(name, options)
         self.handler: _RotatingFile | None = None
 
     def open(self) -> None:
         """Open this worker's file."""
-        path = self.options["path"].replace("{pid}", str(os.getpid()))
+        path = self.options.path.replace("{pid}", str(os.getpid()))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.handler = _RotatingFile(
             path,
-            maxBytes=self.options["max_bytes"],
-            backupCount=self.options["backup_count"],
+            maxBytes=self.options.max_bytes,
+            backupCount=self.options.backup_count,
             encoding="utf-8",
         )
 
     def collect(self, event: Event) -> None:
         """Write the event as one line."""
+        self._write(event)
+
+    def _write(self, event: Event) -> bool:
         line = event.to_json() + b"\n"
         try:
             self.handler.write(line)
         except Exception:
             metrics.FAILED.labels(self.name, "write").inc()
             log.exception("log collector %s could not write event %s", self.name, event.id)
-            return
+            return False
         metrics.inc(metrics.COLLECTED, self.name)
         metrics.inc(metrics.DELIVERED, self.name)
+        return True
+
+    def redeliver(self, events: list[Event], timeout: float) -> Delivery:
+        """Write each event; a line written is delivered, a failed write is not."""
+        written = sum(self._write(event) for event in events)
+        return Delivery(acknowledged=written, failed=len(events) - written)
 
     def close(self, timeout: float) -> int:
         """Close the file; every line is already written."""
@@ -105,6 +126,6 @@ class LogCollector(Collector):
             self.handler = None
         return 0
 
-    def healthy(self) -> bool:
-        """Return whether the file is open."""
-        return self.handler is not None
+    def health(self) -> Health:
+        """Ready while the file is open."""
+        return Health(True) if self.handler is not None else Health(False, "not open")

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from tracker.event import Event
-from tracker.plugins import Collector
+from tracker.plugins import Collector, Delivery, Health, Options
 
 
-class MemoryOptions(Schema):
+@dataclass(frozen=True)
+class MemoryConfig:
+    """The loaded options of a ``memory`` block."""
+
+    healthy: bool
+
+
+class MemoryOptions(Options):
     """Options of the ``memory`` collector."""
+
+    model = MemoryConfig
 
     healthy = fields.Boolean(
         load_default=True, metadata={"description": "What the collector reports to `/readyz`."}
@@ -23,10 +33,10 @@ class MemoryCollector(Collector):
 
     options_schema: ClassVar = MemoryOptions
 
-    def __init__(self, name, options):
+    def __init__(self, name: str, options: MemoryConfig) -> None:
         super().__init__(name, options)
         self.events: list[Event] = []
-        self.is_healthy = options["healthy"]
+        self.is_healthy = options.healthy
         self.opened = False
         self.closed = False
 
@@ -38,11 +48,16 @@ class MemoryCollector(Collector):
         """Append the event."""
         self.events.append(event)
 
+    def redeliver(self, events: list[Event], timeout: float) -> Delivery:
+        """Append the events: every one is kept."""
+        self.events.extend(events)
+        return Delivery(acknowledged=len(events))
+
     def close(self, timeout: float) -> int:
         """Mark the collector closed; nothing is ever pending."""
         self.closed = True
         return 0
 
-    def healthy(self) -> bool:
+    def health(self) -> Health:
         """Return the configured health."""
-        return self.is_healthy
+        return Health(True) if self.is_healthy else Health(False, "unhealthy")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.memory import MemoryCollector
+from collectors.memory import MemoryCollector, MemoryConfig
 from tracker.config import Config, load_file
 from tracker.http.app import Tracker
 from tracker.intake.pipeline import Pipeline
@@ -21,7 +21,7 @@ def build_app(
     config: Config, admin_port: int | None = None
 ) -> tuple[Tracker, dict[str, MemoryCollector]]:
     """Build the app with every configured collector replaced by a memory collector."""
-    memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
+    memory = {name: MemoryCollector(name, MemoryConfig(healthy=True)) for name in config.collectors}
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
     filters = {name: p.filter for name, p in config.collectors.items()}
     tracker = Tracker(config, Pipeline(memory, preprocessors, filters), admin_port)

@@ -7,7 +7,7 @@ import json
 import falcon.testing
 import pytest
 
-from collectors.memory import MemoryCollector
+from collectors.memory import MemoryCollector, MemoryConfig
 from tests import ROOT
 from tests.apps import build_app
 from tracker import metrics
@@ -318,7 +318,7 @@ class Exploding(Preprocessor):
 
 def test_unexpected_error_is_a_titled_500_and_logged(caplog):
     config = load_file(ROOT / "config" / "tracker.yaml", {})
-    memory = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
+    memory = {name: MemoryCollector(name, MemoryConfig(healthy=True)) for name in config.collectors}
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
     preprocessors["anonymise_ip"] = Exploding("anonymise_ip", {})
     pipeline = Pipeline(memory, preprocessors)

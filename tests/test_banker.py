@@ -128,12 +128,12 @@ def test_redis_down_keeps_spend_pending_then_spools_past_the_bound(live_redis, t
     for event in events:
         collector.collect(event)
     deadline = time.monotonic() + 10
-    while collector.status().startswith("redis up") and time.monotonic() < deadline:
+    while collector.health().detail.startswith("redis up") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert collector.pending() == 5
-    assert collector.spool.size() > 0
-    assert collector.healthy()
-    assert collector.status().startswith("redis down (")
+    assert collector.outbox.spool.size() > 0
+    assert collector.health().ok
+    assert collector.health().detail.startswith("redis down (")
     live_redis.up()
     c1 = report(collector, "c1")
     deadline = time.monotonic() + 20
@@ -145,9 +145,9 @@ def test_redis_down_keeps_spend_pending_then_spools_past_the_bound(live_redis, t
         1500 + sum(e.metrics["spend_micros"] for e in events),
     )
     deadline = time.monotonic() + 20
-    while not collector.status().startswith("redis up") and time.monotonic() < deadline:
+    while not collector.health().detail.startswith("redis up") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert collector.status().startswith("redis up; 0 of 5 notices pending")
+    assert collector.health().detail.startswith("redis up; 0 of 5 notices pending")
     collector.close(1.0)
 
 
@@ -186,7 +186,7 @@ def test_spend_command_prints_the_ledger(redis_node, tmp_path, capsys):
         "  bank:\n"
         "    type: banker\n"
         f"    redis_url: {redis_node.url}\n"
-        f"    key_prefix: {collector.options['key_prefix']}\n"
+        f"    key_prefix: {collector.options.key_prefix}\n"
         f"    spool: {{directory: {tmp_path / 'spool2'}}}\n"
         "paths:\n"
         "  bill: {route: /bill, event_type: billing, collectors: [bank]}\n"

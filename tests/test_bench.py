@@ -10,7 +10,7 @@ import pytest
 
 from collectors.banker import BankerCollector
 from collectors.banker.options import BankerOptions
-from collectors.memory import MemoryCollector
+from collectors.memory import MemoryCollector, MemoryConfig
 from loadtest import banker, load, report
 from loadtest.bench import Run
 from loadtest.scenarios import CLICK_KEYS, REFERENCES, SCENARIOS, Scenario
@@ -204,7 +204,7 @@ def banker_app(redis_node, tmp_path):
         "spool": {"directory": str(tmp_path / "spool")},
     }
     collector = BankerCollector("banker", BankerOptions().load(options))
-    collectors = {name: MemoryCollector(name, {"healthy": True}) for name in config.collectors}
+    collectors = {name: MemoryCollector(name, MemoryConfig(healthy=True)) for name in config.collectors}
     collectors["banker"] = collector
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
     filters = {name: p.filter for name, p in config.collectors.items()}

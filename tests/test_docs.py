@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from collectors.memory import MemoryCollector
+from collectors.memory import MemoryCollector, MemoryConfig
 from tests import ROOT
 from tracker.event import Event
 from tracker.intake.pipeline import Pipeline
@@ -24,7 +24,7 @@ def test_plugin_guide_collector_works_in_a_pipeline(delivery):
     cls = namespace["CountingCollector"]
     collector = cls("counter", namespace["CountOptions"]().load({"every": 10}))
     pipeline = Pipeline(
-        {"counter": collector, "mem": MemoryCollector("mem", {"healthy": True})}, {}
+        {"counter": collector, "mem": MemoryCollector("mem", MemoryConfig(healthy=True))}, {}
     )
     pipeline.open()
     route = pipeline.route((), ("counter", "mem"), delivery())

@@ -1,4 +1,4 @@
-"""The kafka collector's supervised background thread, without a broker."""
+"""The kafka collector's supervised outbox loop, without a broker."""
 
 from __future__ import annotations
 
@@ -8,16 +8,29 @@ import socket
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from collectors.kafka import KafkaCollector
-from collectors.kafka.faults import THREAD_RESTARTS
 from tracker.event import Event
+from tracker.spool import FileOps
 
 
 def unreachable() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+class FailingSync(FileOps):
+    """fdatasync fails once with EIO when armed."""
+
+    armed = False
+
+    def fdatasync(self, fd):
+        if self.armed:
+            self.armed = False
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
 
 
 @pytest.fixture
@@ -31,13 +44,17 @@ def collector(tmp_path):
         }
     )
     collector = KafkaCollector(f"k{time.monotonic_ns()}", options)
+    collector.outbox.spool.files = FailingSync()
     collector.open()
     yield collector
     collector.close(0.5)
 
 
 def restarts(collector) -> float:
-    return THREAD_RESTARTS.labels(collector.name)._value.get()
+    value = REGISTRY.get_sample_value(
+        "tracker_outbox_restarts_total", {"collector": collector.name}
+    )
+    return value or 0.0
 
 
 def wait_for(predicate, timeout: float = 5.0) -> bool:
@@ -47,33 +64,26 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def test_a_failed_fsync_does_not_stop_the_background_thread(collector, monkeypatch):
+def test_a_failed_fsync_does_not_stop_the_background_thread(collector):
     events = [Event(type="hit", path="hit") for _ in range(3)]
     for event in events[:2]:
         collector.collect(event)  # no broker: spooled
-    real = os.fdatasync
-    failed = []
-
-    def fails_once(fd):
-        if not failed:
-            failed.append(fd)
-            raise OSError(errno.EIO, "Input/output error")
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", fails_once)
+    collector.outbox.spool.files.armed = True
     assert wait_for(lambda: restarts(collector) == 1)
     collector.collect(events[2])
     # Before: the exception killed the thread; nothing was synced or replayed
     # again and healthy() still said True.
-    assert collector._poller.is_alive()
-    assert wait_for(lambda: collector._fault is None), "the loop did not resume"
-    assert collector.healthy()
-    collector.spool.seal()
-    collector.spool.refresh()
+    assert collector.outbox.problem() is None, "the thread died"
+    assert wait_for(lambda: collector.outbox.fault is None), "the loop did not resume"
+    assert collector.health().ok
+    assert "background thread" not in collector.health().detail
+    spool = collector.outbox.spool
+    spool.seal()
+    spool.refresh()
     records = []
-    while (segment := collector.spool.claim()) is not None:
+    while (segment := spool.claim()) is not None:
         records.extend(segment.records())
-        collector.spool.forget(segment)
+        spool.forget(segment)
     assert records == [e.to_json() for e in events], "spooled events were lost"
 
 
@@ -83,14 +93,13 @@ def test_a_loop_that_keeps_failing_makes_the_collector_unready_with_the_reason(
     def broken():
         raise OSError(errno.EIO, "Input/output error", "spool")
 
-    monkeypatch.setattr(collector.spool, "refresh", broken)
-    assert wait_for(lambda: not collector.healthy(), 10)
-    assert collector._poller.is_alive()
+    monkeypatch.setattr(collector.outbox.spool, "refresh", broken)
+    assert wait_for(lambda: not collector.health().ok, 10)
     assert restarts(collector) >= 3
-    assert collector.status().startswith(
+    assert collector.health().detail.startswith(
         "background thread failing: OSError: [Errno 5] Input/output error: 'spool'"
     )
     monkeypatch.undo()
     # The backoff is at most 5 s; the next turn succeeds and readiness returns.
-    assert wait_for(collector.healthy, 10)
-    assert "failing" not in collector.status()
+    assert wait_for(lambda: collector.health().ok, 10)
+    assert "failing" not in collector.health().detail

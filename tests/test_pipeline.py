@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collectors.memory import MemoryCollector
+from collectors.memory import MemoryCollector, MemoryConfig
 from tracker.event import Event
 from tracker.intake.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
 from tracker.plugins import Collector, Preprocessor
@@ -26,8 +26,8 @@ class Raising(Collector):
 
 def make_pipeline():
     collectors = {
-        "a": MemoryCollector("a", {"healthy": True}),
-        "b": MemoryCollector("b", {"healthy": False}),
+        "a": MemoryCollector("a", MemoryConfig(healthy=True)),
+        "b": MemoryCollector("b", MemoryConfig(healthy=False)),
         "bad": Raising("bad", {}),
     }
     preprocessors = {"drop": DropBots("drop", {}), "tag": Tag("tag", {})}

@@ -7,12 +7,21 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from marshmallow import ValidationError
 
-from tracker.spool import MAGIC, CorruptSegment, Spool, SpoolOptions, is_segment, read_records
+from tracker.spool import (
+    MAGIC,
+    CorruptSegment,
+    FileOps,
+    Spool,
+    SpoolOptions,
+    is_segment,
+    read_records,
+)
 
 
 def make(tmp_path, **kwargs) -> Spool:
@@ -161,19 +170,25 @@ def corrupt(tmp_path, payloads: list[bytes], offset: int) -> tuple[Spool, Path]:
     return spool, path
 
 
-def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path, monkeypatch):
-    spool = make(tmp_path)
-    for i in range(3):
-        assert spool.append(b"before-%d" % i, sync=True)
-    real_write = os.write
+class DiskFullOnce(FileOps):
+    """Half of the next record's write reaches the file, then the disk is full."""
 
-    def disk_full(fd, data):
-        # Half the record reaches the file, then the disk is full.
-        monkeypatch.setattr(os, "write", real_write)
-        real_write(fd, bytes(data[: len(data) // 2]))
+    armed = False
+
+    def write(self, fd, data):
+        if not self.armed:
+            return os.write(fd, data)
+        self.armed = False
+        os.write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "write", disk_full)
+
+def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path):
+    files = DiskFullOnce()
+    spool = make(tmp_path, files=files)
+    for i in range(3):
+        assert spool.append(b"before-%d" % i, sync=True)
+    files.armed = True
     with pytest.raises(OSError):
         spool.append(b"refused" * 20, sync=True)
     for i in range(3):
@@ -185,17 +200,25 @@ def test_a_write_cut_short_by_a_full_disk_costs_no_acknowledged_record(tmp_path,
     assert records == [b"before-0", b"before-1", b"before-2", b"after-0", b"after-1", b"after-2"]
 
 
-def test_a_failed_fsync_is_not_acknowledged_and_starts_a_new_segment(tmp_path, monkeypatch):
-    spool = make(tmp_path)
+class FailingSync(FileOps):
+    """fdatasync fails with EIO while ``failing``."""
+
+    failing = False
+
+    def fdatasync(self, fd):
+        if self.failing:
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
+
+
+def test_a_failed_fsync_is_not_acknowledged_and_starts_a_new_segment(tmp_path):
+    files = FailingSync()
+    spool = make(tmp_path, files=files)
     assert spool.append(b"kept", sync=True)
-
-    def fsync_fails(fd):
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", fsync_fails)
+    files.failing = True
     with pytest.raises(OSError):
         spool.append(b"not-acknowledged", sync=True)
-    monkeypatch.undo()
+    files.failing = False
     assert spool.append(b"next", sync=True)
     assert len(list((tmp_path / "spool").glob("*.seg"))) == 2
     assert drain(spool) == ([b"kept", b"next"], 0)
@@ -232,21 +255,28 @@ def test_garbage_and_a_missing_header_are_skipped(tmp_path):
     assert damaged[1].regions == 2 and not damaged[1].header
 
 
-def test_a_new_segment_is_durable_by_name(tmp_path, monkeypatch):
-    calls = []
-    real_rename, real_fsync = os.rename, os.fsync
-    monkeypatch.setattr(os, "rename", lambda a, b: (calls.append("rename"), real_rename(a, b)))
+class Recording(FileOps):
+    """The real calls, with the renames and fsyncs written down in order."""
 
-    def fsync(fd):
-        calls.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
-        real_fsync(fd)
+    def __init__(self):
+        self.calls = []
 
-    monkeypatch.setattr(os, "fsync", fsync)
-    spool = make(tmp_path)
+    def rename(self, src, dst):
+        self.calls.append("rename")
+        os.rename(src, dst)
+
+    def fsync(self, fd):
+        self.calls.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        os.fsync(fd)
+
+
+def test_a_new_segment_is_durable_by_name(tmp_path):
+    files = Recording()
+    spool = make(tmp_path, files=files)
     spool.append(b"x", sync=True)
     # Without the directory fsync a power cut can forget the segment's name, and
     # with it every durable record acknowledged from that segment.
-    assert calls == ["rename", "fsync dir"]
+    assert files.calls == ["rename", "fsync dir"]
 
 
 def test_the_replay_loop_does_not_scan_the_directory(tmp_path, monkeypatch):
@@ -281,14 +311,14 @@ def test_both_collectors_share_the_spool_block_with_their_own_defaults():
     kafka = KafkaOptions().fields["spool"].schema
     banker = BankerOptions().fields["spool"].schema
     assert isinstance(kafka, SpoolOptions) and isinstance(banker, SpoolOptions)
-    assert kafka.load({"directory": "/s"}) == {
+    assert asdict(kafka.load({"directory": "/s"})) == {
         "directory": "/s",
         "max_bytes": 1 << 30,
         "segment_bytes": 16 << 20,
         "sync_interval": 1.0,
         "quarantine_directory": None,
     }
-    assert banker.load({"directory": "/s"}) == {
+    assert asdict(banker.load({"directory": "/s"})) == {
         "directory": "/s",
         "max_bytes": 256 << 20,
         "segment_bytes": 4 << 20,

@@ -73,6 +73,22 @@ SPOOL_DAMAGED = Counter(
     "Damaged stretches (torn or corrupt records, missing headers) skipped on replay",
     ["collector"],
 )
+QUARANTINED = Counter(
+    "tracker_quarantined_total",
+    "Events a collector's sink refused for good, moved to its quarantine, by reason",
+    ["collector", "reason"],
+)
+PENDING = Gauge(
+    "tracker_collector_pending_events",
+    "Events an outbox holds in memory or in flight, not yet acknowledged (all workers)",
+    ["collector"],
+    multiprocess_mode="livesum",
+)
+THREAD_RESTARTS = Counter(
+    "tracker_outbox_restarts_total",
+    "Times a collector's outbox loop failed, was logged and resumed",
+    ["collector"],
+)
 SINK_UP = Gauge(
     "tracker_collector_up",
     "1 while a collector's sink takes events, 0 while it is down (per worker)",

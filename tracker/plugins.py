@@ -11,31 +11,98 @@ A plugin is a class registered under the ``tracker.collectors`` or
 and named by ``type`` in a ``collectors:`` or ``preprocessors:`` block of the
 tracker config. The built-in plugins are registered the same way.
 
-Lifecycle (one instance per configured block, per worker process):
+What the core needs from a collector, and when it calls it (one instance per
+configured block, per worker process):
 
 1. ``__init__(name, options)`` in the master, when the config is read. It must
    not open files, sockets or threads: the worker processes are forked after.
 2. ``open()`` in each worker, after the fork.
-3. ``collect(event)`` / ``process(event)`` on the request path, or
-   ``deliver(event, timeout)`` on a path whose delivery class is ``durable``.
-4. ``flush(timeout)`` of every collector, then ``close(timeout)`` of every
-   plugin, when the worker stops, within one shared deadline.
+3. ``collect(event)`` on the request path (the one method a collector must
+   write), or ``deliver(event, timeout)`` on a path whose delivery class is
+   ``durable``.
+4. ``health()`` for ``/readyz``.
+5. ``close(timeout)`` when the worker stops: deliver or keep what is buffered,
+   release; every collector is closed at once, within one shared deadline.
 
-``setup(timeout)`` is separate: ``tracker setup`` calls it once per deployment
-to create external resources such as Kafka topics.
+``redeliver(events, timeout)`` is how ``tracker replay`` learns what became of
+re-sent events (a :class:`Delivery`); a collector that does not say keeps every
+spool segment it was given. ``setup(timeout)`` is run once per deployment by
+``tracker setup`` (topics, tables). A collector whose sink can be down
+subclasses :class:`tracker.spool.sink.OutboxCollector` and writes only ``send``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar
 
-from marshmallow import Schema
+from marshmallow import Schema, post_load
 
 from tracker.event import Event
 
 COLLECTOR_GROUP = "tracker.collectors"
 PREPROCESSOR_GROUP = "tracker.preprocessors"
+
+#: Methods of the contract before 0.2 that the core no longer calls, and what to do instead.
+REMOVED = {
+    "flush": "the core no longer calls flush(timeout): deliver what is buffered in close(timeout)",
+    "healthy": "readiness is health(): return Health(ok, detail) instead of healthy() and status()",
+    "status": "readiness is health(): return Health(ok, detail) instead of healthy() and status()",
+}
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether a plugin can do its work (``ok``, for readiness) and its state in a few words."""
+
+    ok: bool
+    detail: str = "ok"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of events handed to a collector: the result ``tracker replay`` reads.
+
+    Attributes:
+        acknowledged: Taken for good: acknowledged by the sink, written to the
+            collector's final file, or nothing to send (a notice a ledger does
+            not spend).
+        quarantined: Refused for good by the sink and kept in the collector's
+            quarantine, for an operator.
+        failed: Neither: not delivered, still in flight, spooled for later, lost.
+    """
+
+    acknowledged: int = 0
+    quarantined: int = 0
+    failed: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether every event is accounted for (acknowledged or quarantined)."""
+        return self.failed == 0
+
+    def __add__(self, other: Delivery) -> Delivery:
+        return Delivery(
+            self.acknowledged + other.acknowledged,
+            self.quarantined + other.quarantined,
+            self.failed + other.failed,
+        )
+
+
+class Options(Schema):
+    """A plugin's options schema whose ``load`` returns a frozen dataclass, ``model``.
+
+    The core's config is read the same way: marshmallow validates, a frozen
+    dataclass is what the plugin reads (``self.options.url``, not
+    ``self.options["url"]``). Nested blocks nest their own ``Options``.
+    """
+
+    model: ClassVar[type | None] = None
+
+    @post_load
+    def _to_model(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return data if self.model is None else self.model(**data)
 
 
 class Plugin:
@@ -44,17 +111,19 @@ class Plugin:
     Attributes:
         options_schema: Marshmallow schema class that validates the plugin's
             config block (without its ``type`` key). Unknown keys are errors.
-            ``None`` means the plugin takes no options.
+            ``None`` means the plugin takes no options. An :class:`Options`
+            schema loads them into its frozen dataclass.
     """
 
     options_schema: ClassVar[type[Schema] | None] = None
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: Any) -> None:
         """Keep the validated options; do not open anything here.
 
         Args:
             name: The block's name in the config (``collectors.<name>``).
-            options: The block's options as loaded by ``options_schema``.
+            options: The block's options as loaded by ``options_schema`` (a
+                frozen dataclass for an :class:`Options` schema, else a dict).
         """
         self.name = name
         self.options = options
@@ -81,13 +150,9 @@ class Plugin:
         """
         return 0
 
-    def healthy(self) -> bool:
-        """Return whether the plugin can currently do its work (for readiness)."""
-        return True
-
-    def status(self) -> str:
-        """Describe the plugin's state in a few words, for ``/readyz``."""
-        return "ok" if self.healthy() else "unhealthy"
+    def health(self) -> Health:
+        """Return whether the plugin can do its work now, and its state, for ``/readyz``."""
+        return Health(True)
 
 
 class Collector(Plugin):
@@ -116,13 +181,17 @@ class Collector(Plugin):
         self.collect(event)
         return True
 
-    def flush(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for buffered events to be delivered.
+    def redeliver(self, events: list[Event], timeout: float) -> Delivery | None:
+        """Take events ``tracker replay`` re-sends; say what became of them.
 
-        Returns:
-            The number of events still pending.
+        Wait up to ``timeout`` seconds for the sink's answers. The default
+        collects each event and says nothing (``None``): ``tracker replay``
+        then keeps every spool segment the events came from, since nothing
+        says they arrived.
         """
-        return 0
+        for event in events:
+            self.collect(event)
+        return None
 
 
 class Preprocessor(Plugin):
@@ -166,7 +235,22 @@ def load_plugin(group: str, type_name: str, base: type[Plugin]) -> type[Plugin]:
             f"plugin {type_name!r} ({origin}) is not a subclass of "
             f"{base.__module__}.{base.__name__}"
         )
+    for method, advice in REMOVED.items():
+        if _defines(cls, method):
+            raise PluginLoadError(
+                f"plugin {type_name!r} ({origin}) defines {method}(), which tracker 0.2 "
+                f"no longer calls: {advice} (see CHANGELOG.md)"
+            )
     return cls
+
+
+def _defines(cls: type, method: str) -> bool:
+    """Whether a class outside the core (the plugin or its own bases) defines ``method``."""
+    return any(
+        method in vars(klass)
+        for klass in cls.__mro__
+        if klass.__module__ != "tracker" and not klass.__module__.startswith("tracker.")
+    )
 
 
 def _distribution(ep: EntryPoint) -> str:

@@ -88,8 +88,8 @@ def _ledger(args: argparse.Namespace):
     else:
         found = ", ".join(sorted(bankers)) or "none"
         raise SystemExit(f"name the banker collector with --collector (found: {found})")
-    client = connect(options["redis_url"], options["cluster"], 5.0)
-    return Ledger(client, options["key_prefix"], options["id_ttl"], options["day_ttl"])
+    client = connect(options.redis_url, options.cluster, 5.0)
+    return Ledger(client, options.key_prefix, options.id_ttl, options.day_ttl)
 
 
 def cmd_spend(args: argparse.Namespace) -> int:

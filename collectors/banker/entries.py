@@ -17,10 +17,10 @@ from .ledger import Entry
 class Entries:
     """Reduce the events of one banker block to :class:`~collectors.banker.ledger.Entry`."""
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: Any) -> None:
         self.name = name
         self.options = options
-        self.events = dict(options["events"])
+        self.events = dict(options.events)
         self._late_count: Any = None  # a metric child, bound in open(): it opens files
         self._day = (0, "")  # (epoch day, "YYYY-MM-DD") of the last notice
 
@@ -38,9 +38,9 @@ class Entries:
             reason = "not_billable_type"
         elif dims.get("billable") is False:
             reason = "audit"
-        elif dims.get(opts["bot_dimension"]) is True:
+        elif dims.get(opts.bot_dimension) is True:
             reason = "bot"
-        campaign = dims.get(opts["campaign_dimension"])
+        campaign = dims.get(opts.campaign_dimension)
         if reason is None and (not isinstance(campaign, str) or not campaign):
             reason = "no_campaign"
         elif reason is None and ("{" in campaign or "}" in campaign):
@@ -54,12 +54,12 @@ class Entries:
         late = self._late(event)
         if late:
             self._late_count.inc()
-        line_item = dims.get(opts["line_item_dimension"])
+        line_item = dims.get(opts.line_item_dimension)
         return Entry(
             event.id,
             campaign,
             line_item if isinstance(line_item, str) and "}" not in line_item else "",
-            str(dims.get(opts["currency_dimension"]) or opts["default_currency"]),
+            str(dims.get(opts.currency_dimension) or opts.default_currency),
             spend,
             late,
             self._utc_day(event.received_at),
@@ -72,8 +72,8 @@ class Entries:
         return self._day[1]
 
     def _late(self, event: Event) -> bool:
-        auction = event.dimensions.get(self.options["auction_time_dimension"])
+        auction = event.dimensions.get(self.options.auction_time_dimension)
         if not isinstance(auction, int | float) or isinstance(auction, bool) or auction <= 0:
             return False
         seconds = auction / 1000 if auction > 1e11 else auction
-        return event.received_at - seconds > self.options["late_after"]
+        return event.received_at - seconds > self.options.late_after

@@ -1,25 +1,16 @@
 """The banker's Prometheus metrics, registered here: the core knows no collector.
 
+What every outbox counts (pending, spooled, replayed, the sink up or down) is in
+:mod:`tracker.metrics`, labelled with the banker's block name.
+
 Under gunicorn they use prometheus_client's multiprocess mode like the core's
 (``PROMETHEUS_MULTIPROC_DIR``), so ``/metrics`` sums every worker.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-PENDING = Gauge(
-    "tracker_banker_pending_events",
-    "Billable events aggregated in memory, not yet in Redis (all workers)",
-    ["collector"],
-    multiprocess_mode="livesum",
-)
-PENDING_MICROS = Gauge(
-    "tracker_banker_pending_spend_micros",
-    "Spend aggregated in memory, not yet in Redis (all workers, mixed currencies)",
-    ["collector"],
-    multiprocess_mode="livesum",
-)
 FLUSH_SECONDS = Histogram(
     "tracker_banker_flush_seconds",
     "Time to apply one flush to Redis",
@@ -47,12 +38,6 @@ LATE = Counter(
 REDIS_ERRORS = Counter(
     "tracker_banker_redis_errors_total", "Failed flushes to Redis", ["collector"]
 )
-SPOOLED = Counter(
-    "tracker_banker_spooled_total", "Notices written to the banker's spool", ["collector"]
-)
-REPLAYED = Counter(
-    "tracker_banker_replayed_total", "Spooled notices applied to Redis on replay", ["collector"]
-)
 OVERSPEND = Counter(
     "tracker_banker_overspend_micros_total",
     "Spend past a cap, by cap (total or daily)",
@@ -60,10 +45,4 @@ OVERSPEND = Counter(
 )
 EXHAUSTED = Counter(
     "tracker_banker_exhausted_total", "Caps reached and announced, by cap", ["collector", "cap"]
-)
-REDIS_UP = Gauge(
-    "tracker_banker_redis_up",
-    "1 while the banker's Redis takes flushes, 0 while it is down (per worker)",
-    ["collector"],
-    multiprocess_mode="livemin",
 )

@@ -32,7 +32,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 class BudgetNotices:
     """The ``tracker-budget`` topic of one banker, or nothing if none is configured."""
 
-    def __init__(self, collector: str, options: dict[str, Any] | None) -> None:
+    def __init__(self, collector: str, options: Any) -> None:
         self.collector = collector
         self.options = options
         self.producer: Producer | None = None
@@ -42,14 +42,14 @@ class BudgetNotices:
         if self.options is None:
             return []
         opts = self.options
-        admin = AdminClient({"bootstrap.servers": opts["bootstrap_servers"]})
-        topic = opts["topic"]
+        admin = AdminClient({"bootstrap.servers": opts.bootstrap_servers})
+        topic = opts.topic
         if topic in admin.list_topics(timeout=timeout).topics:
             return [f"topic {topic} exists"]
         new = NewTopic(
             topic,
-            num_partitions=opts["partitions"],
-            replication_factor=opts["replication_factor"],
+            num_partitions=opts.partitions,
+            replication_factor=opts.replication_factor,
         )
         future = admin.create_topics([new], operation_timeout=timeout)[topic]
         try:
@@ -66,8 +66,8 @@ class BudgetNotices:
             self.producer = Producer(
                 {
                     **PRODUCER_DEFAULTS,
-                    **self.options["producer"],
-                    "bootstrap.servers": self.options["bootstrap_servers"],
+                    **self.options.producer,
+                    "bootstrap.servers": self.options.bootstrap_servers,
                 }
             )
 
@@ -77,7 +77,7 @@ class BudgetNotices:
             return
         try:
             self.producer.produce(
-                self.options["topic"],
+                self.options.topic,
                 value=json.dumps(exhausted.notice(), separators=(",", ":")).encode(),
                 key=exhausted.campaign.encode(),
                 on_delivery=self._delivered,

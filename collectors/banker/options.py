@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from tracker.spool import SpoolOptions
+from marshmallow import ValidationError, fields, validate, validates
+
+from tracker.plugins import Options
+from tracker.spool import SpoolConfig, SpoolOptions
 
 _NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Must be a dimension or metric name.")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """A loaded ``budget_events`` block."""
+
+    bootstrap_servers: str
+    topic: str
+    producer: Mapping[str, Any]
+    partitions: int
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class BankerConfig:
+    """The loaded options of a ``banker`` block."""
+
+    redis_url: str
+    cluster: bool
+    key_prefix: str
+    events: Mapping[str, str]
+    campaign_dimension: str
+    line_item_dimension: str
+    currency_dimension: str
+    default_currency: str
+    bot_dimension: str
+    auction_time_dimension: str
+    late_after: float
+    flush_interval: float
+    batch_size: int
+    max_pending: int
+    id_ttl: int
+    day_ttl: int
+    socket_timeout: float
+    backoff_initial: float
+    backoff_max: float
+    spool: SpoolConfig
+    budget_events: BudgetConfig | None
 
 
 def _check_url(value: str) -> None:
@@ -14,8 +57,10 @@ def _check_url(value: str) -> None:
         raise ValidationError("Must be a redis://, rediss:// or unix:// URL.")
 
 
-class BudgetTopic(Schema):
+class BudgetTopic(Options):
     """Where the banker announces exhausted budgets (confluent-kafka)."""
+
+    model = BudgetConfig
 
     bootstrap_servers = fields.String(
         required=True,
@@ -51,8 +96,10 @@ BankerSpool = SpoolOptions.sized(
 )
 
 
-class BankerOptions(Schema):
+class BankerOptions(Options):
     """Options of the ``banker`` collector."""
+
+    model = BankerConfig
 
     redis_url = fields.String(
         required=True,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
-from tracker.spool import SpoolOptions
+from tracker.plugins import Options
+from tracker.spool import SpoolConfig, SpoolOptions
 
 #: Producer settings that favour no loss, no duplicates and bounded memory;
 #: the config's ``producer`` block overrides them.
@@ -19,6 +22,47 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.kbytes": 32_768,
     "message.timeout.ms": 60_000,
 }
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Topic and message key of an event type."""
+
+    topic: str
+    key: str
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """How ``tracker setup`` creates the topics."""
+
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class KafkaSpool(SpoolConfig):
+    """The kafka collector's ``spool`` block."""
+
+    sync_interval: float
+    quarantine_directory: str | None
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """The loaded options of a ``kafka`` block."""
+
+    bootstrap_servers: str
+    topic: str
+    key: str
+    events: Mapping[str, Routing]
+    producer: Mapping[str, Any]
+    topics: TopicConfig
+    spool: KafkaSpool
+    poll_interval: float
+    probe_interval: float
+    max_pending: int
 
 
 def _check_key(value: str) -> None:
@@ -39,8 +83,10 @@ def _key_field() -> fields.String:
     )
 
 
-class EventRouting(Schema):
+class EventRouting(Options):
     """Topic and key for one event type."""
+
+    model = Routing
 
     topic = fields.String(
         required=True,
@@ -50,8 +96,10 @@ class EventRouting(Schema):
     key = _key_field()
 
 
-class TopicSettings(Schema):
+class TopicSettings(Options):
     """How ``tracker setup`` creates the topics."""
+
+    model = TopicConfig
 
     partitions = fields.Integer(
         load_default=3,
@@ -78,6 +126,8 @@ class TopicSettings(Schema):
 class SpoolSettings(SpoolOptions):
     """Where and how much the collector spools."""
 
+    model = KafkaSpool
+
     sync_interval = fields.Float(
         load_default=1.0,
         validate=validate.Range(min=0.01, max=60),
@@ -102,8 +152,10 @@ class SpoolSettings(SpoolOptions):
     )
 
 
-class KafkaOptions(Schema):
+class KafkaOptions(Options):
     """Options of the ``kafka`` collector."""
+
+    model = KafkaConfig
 
     bootstrap_servers = fields.String(
         required=True,
@@ -152,7 +204,23 @@ class KafkaOptions(Schema):
     poll_interval = fields.Float(
         load_default=0.1,
         validate=validate.Range(min=0.001, max=5),
-        metadata={"description": ("Seconds the delivery-report thread waits per poll.")},
+        metadata={
+            "description": (
+                "Longest wait of the background thread between two turns (it also wakes on "
+                "delivery reports and when `max_pending` events wait): each turn produces what "
+                "was collected meanwhile, serves delivery reports and replays the spool."
+            )
+        },
+    )
+    max_pending = fields.Integer(
+        load_default=10_000,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": (
+                "Events a worker keeps in memory, waiting for the background thread or for their "
+                "delivery reports; past it they go to the spool (reason `queue_full`)."
+            )
+        },
     )
     probe_interval = fields.Float(
         load_default=1.0,

@@ -146,12 +146,14 @@ class PluginConfig:
     name: str
     type: str
     cls: type[Plugin]
-    options: Mapping[str, Any]
+    #: The plugin's frozen options model, or a dict for a plain marshmallow schema.
+    options: Any
     filter: FieldFilter | None
 
     def create(self) -> Plugin:
         """Instantiate the plugin (not yet opened)."""
-        return self.cls(self.name, dict(self.options))
+        options = self.options
+        return self.cls(self.name, dict(options) if isinstance(options, Mapping) else options)
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"{report.skipped} events skipped: their path is not in the config")
     if report.deleted:
         print(f"replayed segments deleted: {len(report.deleted)}")
+    for name in sorted(report.silent):
+        print(f"{name}: says nothing of what it delivered; its segments are kept", file=sys.stderr)
     if report.kept:
         kept = " ".join(str(p) for p in report.kept)
         print(f"segments kept for another replay: {len(report.kept)} ({kept})", file=sys.stderr)

@@ -5,13 +5,12 @@ topic read that way) sees each event once however often it is replayed.
 
 A spool segment (quarantined ones included) is held locked from its read until
 the end of the replay, and deleted only if every event in it went to a
-collector and none of those collectors counted a failure
-(``tracker_collector_failures_total``), a spool write (``tracker_spooled_total``)
-not made good by a replay of its spool (``tracker_replayed_total``), or a loss at
-``close()`` meanwhile: each record was then delivered (or, refused for good by
-Kafka once more, quarantined anew by the kafka collector). Otherwise,
-and when the replay fails, it is kept for the next one. JSON-lines files are the
-log collectors' records, never deleted.
+collector and every one of those collectors said, in the
+:class:`~tracker.plugins.Delivery` that ``redeliver`` returns, that each event
+it got from the segment was acknowledged or quarantined. A collector that
+says nothing (``None``, the default of the contract) or counts a failure keeps
+the segment for the next replay, whatever its metrics say. JSON-lines files
+are the log collectors' records, never deleted.
 """
 
 from __future__ import annotations
@@ -22,14 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tracker.metrics as metrics
 from tracker.config import Config
 from tracker.event import Event
 from tracker.intake.filters import EventFilter
-from tracker.plugins import Collector
+from tracker.plugins import Collector, Delivery
 from tracker.spool import Segment, is_segment
 
 log = logging.getLogger(__name__)
+
+#: Events handed to each collector's ``redeliver`` at a time.
+CHUNK = 1000
 
 
 class ReplayError(Exception):
@@ -45,15 +46,23 @@ class ReplayReport:
     lost: int = 0
     deleted: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    #: Collectors that returned no delivery result (their segments were kept).
+    silent: set[str] = field(default_factory=set)
 
 
 @dataclass
 class _Held:
-    """A segment locked for the whole replay, and where its events went."""
+    """A segment locked for the whole replay, and what each collector said of its events."""
 
     segment: Segment
-    collectors: set[str] = field(default_factory=set)
+    results: dict[str, Delivery | None] = field(default_factory=dict)
     skipped: bool = False
+
+    def delivered(self) -> bool:
+        """Whether every event went to a collector that says it has it."""
+        if self.skipped or not self.results:
+            return False
+        return all(r is not None and r.complete for r in self.results.values())
 
 
 def lock_segment(path: Path) -> Segment:
@@ -66,24 +75,6 @@ def lock_segment(path: Path) -> Segment:
     if segment is None:
         raise ReplayError(f"{path}: in use by a running tracker; not replayed")
     return segment
-
-
-def undelivered(collector: str) -> float:
-    """Failures and spool writes ``collector`` has counted in this process, less its replays.
-
-    A record the collector spooled (while it was starting, or the broker away)
-    and then delivered from its spool before ``close()`` returned nets out.
-    """
-
-    def total(counter) -> float:
-        return sum(
-            sample.value
-            for metric in counter.collect()
-            for sample in metric.samples
-            if sample.name.endswith("_total") and sample.labels["collector"] == collector
-        )
-
-    return total(metrics.FAILED) + total(metrics.SPOOLED) - total(metrics.REPLAYED)
 
 
 def read_lines(path: Path) -> Iterator[Event]:
@@ -116,7 +107,7 @@ def replay(
     finished = False
     try:
         for path in files:
-            run.send_file(path)
+            run.send_file(path, timeout)
         finished = True
     finally:
         run.finish(timeout, finished)
@@ -131,18 +122,16 @@ class _Replay:
         self.only = only
         self.filters = {n: EventFilter(p.filter) for n, p in config.collectors.items() if p.filter}
         self.collectors: dict[str, Collector] = {}
-        self.undelivered_before: dict[str, float] = {}
         self.held: list[_Held] = []
         self.report = ReplayReport()
 
     def target(self, name: str) -> Collector:
         if name not in self.collectors:
-            self.undelivered_before[name] = undelivered(name)
             self.collectors[name] = self.config.collectors[name].create()
             self.collectors[name].open()
         return self.collectors[name]
 
-    def send_file(self, path: Path) -> None:
+    def send_file(self, path: Path, timeout: float) -> None:
         if not path.exists():
             raise ReplayError(f"{path}: no such file (a segment deleted by an earlier replay?)")
         entry = None
@@ -152,30 +141,40 @@ class _Replay:
             events = (Event.from_dict(json.loads(p)) for p in entry.segment.records())
         else:
             events = read_lines(path)
-        for event in events:
+        chunk: dict[str, list[Event]] = {}
+        for i, event in enumerate(events, 1):
             names = self.only or _path_collectors(self.config, event)
             if not names:
                 self.report.skipped += 1
+                if entry is not None:
+                    entry.skipped = True
             for name in names:
                 # The same field filter as on the request path: a replay never
                 # shows a collector more than it was allowed to see.
                 field_filter = self.filters.get(name)
-                self.target(name).collect(field_filter(event) if field_filter else event)
-                self.report.sent[name] = self.report.sent.get(name, 0) + 1
+                chunk.setdefault(name, []).append(field_filter(event) if field_filter else event)
+            if i % CHUNK == 0:
+                self._send(chunk, entry, timeout)
+                chunk = {}
+        self._send(chunk, entry, timeout)
+
+    def _send(self, chunk: dict[str, list[Event]], entry: _Held | None, timeout: float) -> None:
+        """Hand each collector its events; keep what it says of them."""
+        for name, events in chunk.items():
+            result = self.target(name).redeliver(events, timeout)
+            self.report.sent[name] = self.report.sent.get(name, 0) + len(events)
+            if result is None:
+                self.report.silent.add(name)
             if entry is not None:
-                entry.collectors.update(names)
-                entry.skipped = entry.skipped or not names
+                before = entry.results.get(name, Delivery())
+                entry.results[name] = None if result is None or before is None else before + result
 
     def finish(self, timeout: float, finished: bool) -> None:
-        """Close the collectors; delete the segments they all took, release the others."""
-        failing = set()
-        for name, collector in self.collectors.items():
-            lost = collector.close(timeout)
-            self.report.lost += lost
-            if lost or undelivered(name) > self.undelivered_before[name]:
-                failing.add(name)
+        """Close the collectors; delete the segments they all have, release the others."""
+        for collector in self.collectors.values():
+            self.report.lost += collector.close(timeout)
         for entry in self.held:
-            if finished and not entry.skipped and not entry.collectors & failing:
+            if finished and entry.delivered():
                 entry.segment.delete()
                 self.report.deleted.append(entry.segment.path)
             else:

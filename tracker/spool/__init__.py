@@ -1,9 +1,10 @@
-"""A durable local spool: append-only segment files that outlive the process.
+"""A durable local spool, and the outbox that delivers through it (plugin API).
 
-A collector that cannot deliver an event (broker down, queue full, shutdown
-with messages pending) appends it here instead of dropping it, and replays the
-spool once its sink is healthy again. It is part of the plugin API: any
-collector may use it.
+A collector whose sink can be down subclasses
+:class:`~tracker.spool.sink.OutboxCollector` and writes ``send``; its
+:class:`~tracker.spool.outbox.Outbox` queues, sends, spools what the sink
+cannot take (sink down, queue full, shutdown with records pending), replays the
+spool once the sink answers again, and quarantines what it refuses for good.
 
 Layout: one directory per collector, shared by every worker of a pod (and by
 the next pod, if it is a persistent volume). Each worker appends to its own
@@ -25,16 +26,22 @@ tail, a zeroed block, a header-less file) is skipped by the reader, which
 resynchronises on the next record whose length and CRC check out, counts the
 bad stretch and goes on.
 
-Modules: :mod:`tracker.spool.writer` (:class:`Spool`), :mod:`tracker.spool.records`
+Modules: :mod:`tracker.spool.sink` (:class:`OutboxCollector`), :mod:`tracker.spool.outbox`
+(the loop), :mod:`tracker.spool.batch` (:class:`Report`, what a sink says of a batch),
+:mod:`tracker.spool.replayer` (segment replay), :mod:`tracker.spool.quarantine`,
+:mod:`tracker.spool.writer` (:class:`Spool`, :class:`FileOps`), :mod:`tracker.spool.records`
 (the format, :class:`Segment`, the damage-skipping reader), :mod:`tracker.spool.options`
-(:class:`SpoolOptions`, the marshmallow schema of a collector's ``spool`` block).
+(:class:`SpoolOptions`, the schema of a collector's ``spool`` block).
 
 No directory scans on a hot loop: the spool knows the segments it sealed, and
 :meth:`Spool.refresh` (called on a slow timer) finds those of other and dead
 workers and re-measures the directory.
 """
 
-from tracker.spool.options import SpoolOptions
+from tracker.spool.batch import Report
+from tracker.spool.options import SpoolConfig, SpoolOptions
+from tracker.spool.outbox import Outbox
+from tracker.spool.quarantine import Quarantine
 from tracker.spool.records import (
     HEADER,
     MAGIC,
@@ -47,17 +54,25 @@ from tracker.spool.records import (
     read_records,
     scan,
 )
-from tracker.spool.writer import Spool, fsync_directory
+from tracker.spool.sink import OutboxCollector
+from tracker.spool.writer import FILES, FileOps, Spool, fsync_directory
 
 __all__ = [
+    "FILES",
     "HEADER",
     "MAGIC",
     "MAX_RECORD",
     "SUFFIX",
     "CorruptSegment",
     "Damage",
+    "FileOps",
+    "Outbox",
+    "OutboxCollector",
+    "Quarantine",
+    "Report",
     "Segment",
     "Spool",
+    "SpoolConfig",
     "SpoolOptions",
     "fsync_directory",
     "is_segment",

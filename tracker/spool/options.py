@@ -1,13 +1,27 @@
 """The config block of a spool, shared by every collector that keeps one (plugin API).
 
-A collector nests :class:`SpoolOptions` (or a subclass with keys of its own, or
-:meth:`SpoolOptions.sized` for other defaults) under its ``spool`` key, and opens
-``Spool(o["directory"], o["max_bytes"], o["segment_bytes"])`` from what it loads.
+A collector nests :class:`SpoolOptions` (or a subclass with keys of its own and
+its own ``model``, or :meth:`SpoolOptions.sized` for other defaults) under its
+``spool`` key; it loads into a :class:`SpoolConfig` that
+:meth:`~tracker.spool.sink.OutboxCollector.make_outbox` takes.
 """
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from dataclasses import dataclass
+
+from marshmallow import fields, validate
+
+from tracker.plugins import Options
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    """A loaded ``spool`` block."""
+
+    directory: str
+    max_bytes: int
+    segment_bytes: int
 
 
 def _max_bytes(default: int) -> fields.Integer:
@@ -33,8 +47,10 @@ def _segment_bytes(default: int) -> fields.Integer:
     )
 
 
-class SpoolOptions(Schema):
+class SpoolOptions(Options):
     """Where and how much the collector spools."""
+
+    model = SpoolConfig
 
     directory = fields.String(
         required=True,

@@ -15,6 +15,27 @@ from tracker.spool.records import HEADER, MAGIC, SUFFIX, Segment
 log = logging.getLogger(__name__)
 
 
+class FileOps:
+    """The system calls a spool makes, as one object it is given.
+
+    A test (or a platform that needs another call) passes its own, for
+    instance one whose ``write`` fails with ``ENOSPC`` on cue, instead of
+    patching :mod:`os` for the whole process.
+    """
+
+    open = staticmethod(os.open)
+    write = staticmethod(os.write)
+    fdatasync = staticmethod(os.fdatasync)
+    fsync = staticmethod(os.fsync)
+    ftruncate = staticmethod(os.ftruncate)
+    rename = staticmethod(os.rename)
+    close = staticmethod(os.close)
+
+
+#: The real system calls.
+FILES = FileOps()
+
+
 class Spool:
     """The spool of one collector in one process.
 
@@ -23,7 +44,11 @@ class Spool:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], max_bytes: int, segment_bytes: int = 16 << 20
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int,
+        segment_bytes: int = 16 << 20,
+        files: FileOps = FILES,
     ) -> None:
         """Configure; nothing is touched on disk until :meth:`open`.
 
@@ -32,8 +57,10 @@ class Spool:
             max_bytes: Cap on all segments in the directory together. An append
                 that would pass it is refused.
             segment_bytes: Size at which the active segment is sealed.
+            files: The system calls to write with (:class:`FileOps`).
         """
         self.directory = Path(directory)
+        self.files = files
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
@@ -118,7 +145,7 @@ class Spool:
             try:
                 writer.write(record)
                 if sync:
-                    os.fdatasync(writer.fd)
+                    self.files.fdatasync(writer.fd)
             except OSError:
                 self._abandon_locked(good)
                 raise
@@ -131,13 +158,13 @@ class Spool:
     def _new_writer(self) -> _Writer:
         self._seq += 1
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
-        return _Writer.create(self.directory, name)
+        return _Writer.create(self.directory, name, self.files)
 
     def _abandon_locked(self, good: int) -> None:
         """Cut the active segment back to ``good`` bytes and seal it."""
         writer = self._active
         try:
-            os.ftruncate(writer.fd, good)
+            self.files.ftruncate(writer.fd, good)
             writer.size = good
         except OSError as ex:
             # The torn record stays; the reader skips it and keeps what follows.
@@ -161,7 +188,7 @@ class Spool:
             if self._active is not None and self._dirty:
                 self._dirty = False
                 try:
-                    os.fdatasync(self._active.fd)
+                    self.files.fdatasync(self._active.fd)
                 except OSError:
                     self._seal_locked()
                     raise
@@ -178,7 +205,7 @@ class Spool:
         self._active = None
         self._dirty = False
         try:
-            os.fdatasync(writer.fd)
+            self.files.fdatasync(writer.fd)
         except OSError as ex:
             log.error("spool %s: fsync failed while sealing: %s", writer.path, ex)
         writer.close()
@@ -226,55 +253,56 @@ class Spool:
         self.seal()
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path, files: FileOps = FILES) -> None:
     """Make a directory's entries (created, renamed files) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    fd = files.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        files.fsync(fd)
     finally:
-        os.close(fd)
+        files.close(fd)
 
 
 class _Writer:
     """An active segment, locked by its writer for as long as it is open."""
 
-    def __init__(self, path: Path, fd: int, size: int) -> None:
+    def __init__(self, path: Path, fd: int, size: int, files: FileOps) -> None:
         self.path = path
         self.fd = fd
         self.size = size
+        self.files = files
 
     @classmethod
-    def create(cls, directory: Path, name: str) -> _Writer:
+    def create(cls, directory: Path, name: str, files: FileOps) -> _Writer:
         # Lock before the file gets its final name, so no replayer can take it
         # first; the header is on disk before the name, and the name before the
         # first record, so a power cut cannot leave a named, header-less file.
         tmp = directory / f".{name}.new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        fd = files.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.write(fd, MAGIC) != len(MAGIC):
+            if files.write(fd, MAGIC) != len(MAGIC):
                 raise OSError(f"{tmp}: short write of the segment header")
-            os.fdatasync(fd)
+            files.fdatasync(fd)
             path = directory / name
-            os.rename(tmp, path)
+            files.rename(tmp, path)
         except OSError:
-            os.close(fd)
+            files.close(fd)
             tmp.unlink(missing_ok=True)
             raise
         try:
-            fsync_directory(directory)
+            fsync_directory(directory, files)
         except OSError:
-            os.close(fd)
+            files.close(fd)
             path.unlink(missing_ok=True)
             raise
-        return cls(path, fd, len(MAGIC))
+        return cls(path, fd, len(MAGIC), files)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            written = os.write(self.fd, view)
+            written = self.files.write(self.fd, view)
             view = view[written:]
             self.size += written
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.files.close(self.fd)
