@@ -258,14 +258,14 @@ def check(
 ) -> tuple[dict[str, Any], list[str]]:
     """Check the ledger of banker ``name`` against the accepted events; figures and problems."""
     options = config.collectors[name].options
-    metrics, dimension = dict(options["events"]), options["campaign_dimension"]
+    metrics, dimension = dict(options.events), options.campaign_dimension
     mine, plain = [], 0
     for event in (e for e in events if e["type"] in metrics):
         if str(event["dimensions"].get(dimension, "")).startswith(PLAIN_PREFIX):
             plain += 1
         else:
             mine.append(event)
-    expected = expected_spend(mine, metrics, dimension, options["line_item_dimension"])
+    expected = expected_spend(mine, metrics, dimension, options.line_item_dimension)
     problems = ledger_problems(expected, ledger)
     figures = {
         "notices_accepted": len(mine),
@@ -294,11 +294,11 @@ def collector_cost(config: Config, name: str, notices: int, batch: int = 500) ->
     run = uuid.uuid4().hex[:8]
     events = [
         Event(
-            type=next(iter(collector.options["events"])),
+            type=next(iter(collector.options.events)),
             path="billing",
             id=f"cost-{run}-{i}",
             dimensions={"campaign_id": f"cost-{run}-{i % 20}", "currency": "EUR"},
-            metrics={next(iter(collector.options["events"].values())): 2000 + i},
+            metrics={next(iter(collector.options.events.values())): 2000 + i},
         )
         for i in range(notices)
     ]
@@ -312,7 +312,7 @@ def collector_cost(config: Config, name: str, notices: int, batch: int = 500) ->
     finally:
         collector.close(10.0)
     opts = collector.options
-    ledger = Ledger(connect(opts["redis_url"], opts["cluster"], 5.0), f"cost{run}")
+    ledger = Ledger(connect(opts.redis_url, opts.cluster, 5.0), f"cost{run}")
     day = time.strftime("%Y-%m-%d", time.gmtime())
     lua, cpu = [], []
     for b in range(max(1, notices // batch)):

@@ -63,7 +63,7 @@ class Run:
         }
         producers = [config.collectors[n].create() for n in sorted(kafka)]
         self.topics = set().union(*(c.topics() for c in producers))
-        billed = {t for name in self.bankers for t in config.collectors[name].options["events"]}
+        billed = {t for name in self.bankers for t in config.collectors[name].options.events}
         self.billing_topics = {
             c.routing.get(t, c.default_routing)[0] for c in producers for t in billed
         }
@@ -274,7 +274,7 @@ class Run:
         self.freshness = banker.freshness(
             tracker.url,
             client,
-            options["key_prefix"],
+            options.key_prefix,
             self.s.freshness_rate,
             self.s.latency_duration,
         )
@@ -293,8 +293,8 @@ class Run:
             return {}
         name = self.bankers[0]
         options = self.config.collectors[name].options
-        events = banker.read_events(broker.bootstrap, self.billing_topics, set(options["events"]))
-        ledger = Ledger(connect(redis.url, False, 5.0), options["key_prefix"])
+        events = banker.read_events(broker.bootstrap, self.billing_topics, set(options.events))
+        ledger = Ledger(connect(redis.url, False, 5.0), options.key_prefix)
         figures, problems = banker.check(self.config, events, ledger, name)
         self.problems += problems
         # The in-process timing uses Redis database 1: the checked ledger is in 0.

@@ -105,11 +105,11 @@ def test_the_rendered_config_is_valid_for_the_tracker_and_fits_the_volumes(helm,
     spool_caps = log_bytes = 0
     for plugin in config.collectors.values():
         options = plugin.options
-        spool = options.get("spool") if isinstance(options.get("spool"), dict) else None
-        if spool and spool["directory"].startswith(env["TRACKER_SPOOL_DIR"] + "/"):
-            spool_caps += spool["max_bytes"]
-        if plugin.type == "log" and options["path"].startswith(env["TRACKER_LOG_DIR"] + "/"):
-            log_bytes += options["max_bytes"] * (options["backup_count"] + 1)
+        spool = getattr(options, "spool", None)
+        if spool and spool.directory.startswith(env["TRACKER_SPOOL_DIR"] + "/"):
+            spool_caps += spool.max_bytes
+        if plugin.type == "log" and options.path.startswith(env["TRACKER_LOG_DIR"] + "/"):
+            log_bytes += options.max_bytes * (options.backup_count + 1)
     # The kubelet evicts a pod past an emptyDir's sizeLimit, before the tracker's caps.
     limit = volumes["spool"].get("emptyDir", {}).get("sizeLimit")
     assert limit is None or quantity(limit) > spool_caps

@@ -85,7 +85,7 @@ def test_dangling_references_are_all_reported():
 
 def test_environment_references_are_expanded(tmp_path):
     config = fixture_config("env", {"TRACKER_TEST_DIR": str(tmp_path)})
-    assert config.collectors["log"].options["path"] == f"{tmp_path}/events.jsonl"
+    assert config.collectors["log"].options.path == f"{tmp_path}/events.jsonl"
     assert config.paths["hit"].route == "/hit"
     config = fixture_config("env", {"TRACKER_TEST_DIR": "x", "TRACKER_TEST_ROUTE": "/other"})
     assert config.paths["hit"].route == "/other"

@@ -169,8 +169,8 @@ def test_two_instances_one_redis_restarted_mid_run_count_each_notice_once(
     ledger = wait_for(servers, len(targets))
     assert_exact(ledger, campaigns, line_items)
     assert servers[0].metric("tracker_banker_duplicates_total") > 0
-    spooled = sum(s.metric("tracker_banker_spooled_total") for s in servers)
-    replayed = sum(s.metric("tracker_banker_replayed_total") for s in servers)
+    spooled = sum(s.metric("tracker_spooled_total", collector="banker") for s in servers)
+    replayed = sum(s.metric("tracker_replayed_total", collector="banker") for s in servers)
     assert spooled > 0 and replayed > 0
     day = time.strftime("%Y-%m-%d", time.gmtime())
     one = spend(servers[1], "--campaign", "summer", "--day", day)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracker.plugins import Delivery
-
-if TYPE_CHECKING:
-    from tracker.spool.outbox import Outbox
 
 
 class Report:
@@ -110,14 +107,14 @@ class Tickets:
         """Whether a ticket is waiting or in flight."""
         return bool(self.waiting or self.sent)
 
-    def send(self, outbox: Outbox) -> None:
+    def send(self, outbox: Any) -> None:
         """Send the waiting tickets' records while the sink is up."""
         while self.waiting and outbox.up:
             ticket = self.waiting.popleft()
             ticket.report = outbox.send(ticket.records)
             self.sent.append(ticket)
 
-    def spool(self, outbox: Outbox, reason: str) -> None:
+    def spool(self, outbox: Any, reason: str) -> None:
         """Spool the waiting tickets' records (the sink is down): they failed for now."""
         while self.waiting:
             ticket = self.waiting.popleft()
@@ -125,7 +122,7 @@ class Tickets:
                 outbox.to_spool(outbox.sink.encode(record), reason)
             ticket.settle(0, 0, len(ticket.records))
 
-    def settle(self, outbox: Outbox, closing: bool) -> None:
+    def settle(self, outbox: Any, closing: bool) -> None:
         """Settle the sent tickets whose reports are complete (all of them when closing)."""
         for ticket in [t for t in self.sent if closing or not t.report.unsettled()]:
             self.sent.remove(ticket)

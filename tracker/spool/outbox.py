@@ -16,16 +16,13 @@ import time
 from collections import deque
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tracker.metrics as metrics
 from tracker.spool.batch import Report, Ticket, Tickets
 from tracker.spool.quarantine import Quarantine
 from tracker.spool.replayer import Replayer
 from tracker.spool.writer import FILES, FileOps, Spool
-
-if TYPE_CHECKING:
-    from tracker.spool.sink import OutboxCollector
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +36,7 @@ class Outbox:
 
     def __init__(
         self,
-        sink: OutboxCollector,
+        sink: Any,
         spool: Any,
         *,
         interval: float = 0.1,

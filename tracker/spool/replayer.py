@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tracker.metrics as metrics
 from tracker.plugins import Delivery
 from tracker.spool.batch import Report
 from tracker.spool.records import Segment
-
-if TYPE_CHECKING:
-    from tracker.spool.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +23,7 @@ class Replayer:
     deleted; otherwise it is released whole for a later replay.
     """
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Any) -> None:
         self.outbox = outbox
         self.segment: Segment | None = None
         self._payloads: Any = None
