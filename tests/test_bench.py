@@ -204,7 +204,9 @@ def banker_app(redis_node, tmp_path):
         "spool": {"directory": str(tmp_path / "spool")},
     }
     collector = BankerCollector("banker", BankerOptions().load(options))
-    collectors = {name: MemoryCollector(name, MemoryConfig(healthy=True)) for name in config.collectors}
+    collectors = {
+        name: MemoryCollector(name, MemoryConfig(healthy=True)) for name in config.collectors
+    }
     collectors["banker"] = collector
     preprocessors = {name: p.create() for name, p in config.preprocessors.items()}
     filters = {name: p.filter for name, p in config.collectors.items()}
