@@ -1,116 +1,92 @@
 """The ``webhook`` collector: POST events in JSON batches to an HTTP endpoint.
 
 An example of a third-party collector plugin, packaged on its own with the
-``tracker.collectors`` entry point ``webhook``. It keeps the plugin contract of
-``tracker.plugins``: nothing is opened in ``__init__`` (the gunicorn master runs it
-before forking), ``open`` starts one sender thread per worker, ``collect`` only
-appends to a bounded queue on the request path, and the thread wakes on a timer,
-not per event.
+``tracker.collectors`` entry point ``webhook``. It is built on the tracker's
+outbox (:class:`tracker.spool.OutboxCollector`), so it only says how to POST a
+batch and what the answer means. The outbox does the rest: the request path
+only queues, one background thread per worker sends every ``interval`` seconds
+(never per event), and while the endpoint is down events go to a durable spool
+that is replayed once it answers again.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import urllib.error
 import urllib.request
-from collections import deque
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from tracker.event import Event
-from tracker.plugins import Collector
+from tracker.plugins import Options
+from tracker.spool import OutboxCollector, Report, SpoolConfig, SpoolOptions
 
 
-class WebhookOptions(Schema):
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The loaded options of a ``webhook`` block."""
+
+    url: str
+    batch_size: int
+    interval: float
+    max_queue: int
+    timeout: float
+    spool: SpoolConfig
+
+
+class WebhookOptions(Options):
     """Options of the ``webhook`` collector."""
 
+    model = WebhookConfig
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     batch_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
     interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
     max_queue = fields.Integer(load_default=10_000, validate=validate.Range(min=1))
     timeout = fields.Float(load_default=2.0, validate=validate.Range(min=0.1, max=30))
+    spool = fields.Nested(
+        SpoolOptions, load_default=lambda: SpoolOptions().load({"directory": "var/spool/webhook"})
+    )
 
 
-class WebhookCollector(Collector):
-    """Send events to ``url`` as JSON arrays, from a background thread.
-
-    Attributes:
-        sent: Events the endpoint answered 2xx for.
-        dropped: Events refused because the queue was full.
-    """
+class WebhookCollector(OutboxCollector):
+    """Send events to ``url`` as JSON arrays of up to ``batch_size``."""
 
     options_schema: ClassVar = WebhookOptions
+    sink_noun = "endpoint"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: WebhookConfig) -> None:
         super().__init__(name, options)
-        self.queue: deque[dict[str, Any]] = deque()
-        self.sent = 0
-        self.dropped = 0
-        self.last_error = ""
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread: threading.Thread | None = None
+        self.make_outbox(
+            options.spool,
+            interval=options.interval,
+            max_pending=options.max_queue,
+            batch_size=options.batch_size,
+        )
 
-    def open(self) -> None:
-        """Start this worker's sender thread (after the fork)."""
-        self._thread = threading.Thread(target=self._run, name=f"webhook-{self.name}", daemon=True)
-        self._thread.start()
-
-    def collect(self, event: Event) -> None:
-        """Queue the event; when the queue is full, drop and count it (never block)."""
-        if len(self.queue) >= self.options["max_queue"]:
-            self.dropped += 1
-            return
-        self.queue.append(event.to_dict())
-
-    def flush(self, timeout: float) -> int:
-        """Send what is queued now, for up to ``timeout`` seconds; return what is left."""
-        self._send_all(timeout)
-        return len(self.queue)
-
-    def close(self, timeout: float) -> int:
-        """Stop the thread, send what is left; return the events not delivered."""
-        self._stop = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.flush(timeout) + self.dropped
-
-    def healthy(self) -> bool:
-        """Return whether the last POST succeeded (or none failed yet)."""
-        return not self.last_error
-
-    def status(self) -> str:
-        """Describe the queue and the last error, for ``/readyz``."""
-        return self.last_error or f"ok, {len(self.queue)} queued"
-
-    def _run(self) -> None:
-        while not self._stop:
-            self._wake.wait(self.options["interval"])
-            self._send_all(self.options["timeout"])
-
-    def _send_all(self, timeout: float) -> None:
-        while self.queue and self._send_batch(timeout):
-            pass
-
-    def _send_batch(self, timeout: float) -> bool:
-        size = min(self.options["batch_size"], len(self.queue))
-        batch = [self.queue.popleft() for _ in range(size)]
+    def send(self, records: list[Event], report: Report) -> None:
+        """POST one batch: 2xx delivers it, another 4xx refuses it for good, else retry."""
         request = urllib.request.Request(
-            self.options["url"],
-            data=json.dumps(batch).encode(),
+            self.options.url,
+            data=json.dumps([event.to_dict() for event in records]).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.options.timeout) as response:
                 response.read()
+        except urllib.error.HTTPError as ex:
+            if 400 <= ex.code < 500 and ex.code not in (408, 429):
+                for event in records:
+                    report.refuse(event, f"http_{ex.code}", str(ex))
+                return
+            error: OSError = ex
         except OSError as ex:
-            # Keep the batch, in order, for the next try.
-            self.queue.extendleft(reversed(batch))
-            self.last_error = f"POST failed: {ex}"
-            return False
-        self.sent += len(batch)
-        self.last_error = ""
-        return True
+            error = ex
+        else:
+            report.ack(len(records))
+            return
+        for event in records:
+            report.retry(event, "post_failed")
+        self.outbox.set_down("endpoint_down", str(error))
