@@ -72,7 +72,7 @@ def test_a_failed_fsync_does_not_stop_the_background_thread(collector):
     assert wait_for(lambda: restarts(collector) == 1)
     collector.collect(events[2])
     # Before: the exception killed the thread; nothing was synced or replayed
-    # again and healthy() still said True.
+    # again and the collector still said it was healthy.
     assert collector.outbox.problem() is None, "the thread died"
     assert wait_for(lambda: collector.outbox.fault is None), "the loop did not resume"
     assert collector.health().ok

@@ -190,7 +190,7 @@ def test_a_corrupt_segment_left_by_a_crash_costs_only_its_bad_record(server_fact
     # again), and the bad record ended its segment: crash-10.. were deleted unsent.
     assert_exactly_once(seen, accepted | set(intact))
     assert server.metric("tracker_spool_damaged_total") >= 4
-    assert server.metric("tracker_kafka_thread_restarts_total") == 0
+    assert server.metric("tracker_outbox_restarts_total") == 0
     assert readyz(server)[0] == 200
 
 
@@ -221,7 +221,7 @@ def test_a_message_over_the_topic_limit_is_quarantined_and_blocks_nothing(server
     accepted = load.accepted()
     assert len(accepted) == len(load.outcomes) > 300
     assert wait_until(
-        lambda: server.metric("tracker_kafka_quarantined_total", reason="too_large") == 1, 30
+        lambda: server.metric("tracker_quarantined_total", reason="too_large") == 1, 30
     )
     seen = topic_ids(server, ["tracker-impressions"], len(accepted), "impression_id")
     # Before: the refused record was retried every 10 ms forever and every
