@@ -64,7 +64,7 @@ def test_acknowledged_and_refused_records_are_counted_and_the_refused_quarantine
         sink.collect(event)
     assert wait_for(lambda: sink.pending() == 0)
     assert sink.got == [e.id for e in good]
-    assert sample("tracker_collector_delivered_total", sink) == 5
+    assert wait_for(lambda: sample("tracker_collector_delivered_total", sink) == 5)
     assert sample("tracker_quarantined_total", sink, reason="poison") == 1
     assert sink.close(1.0) == 0
     (quarantined,) = (tmp_path / "spool" / "quarantine" / "poison").glob("*.seg")

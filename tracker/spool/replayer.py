@@ -42,6 +42,8 @@ class Replayer:
 
     def step(self) -> None:
         """Start a segment, or send its next batch once the last one is settled."""
+        if not self.outbox.up:
+            return  # went down this turn: the segment (if any) stays locked until it is back
         spool = self.outbox.spool
         if self.segment is None:
             if spool.active_records():
