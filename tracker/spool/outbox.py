@@ -299,7 +299,7 @@ class Outbox:
     def flush(self, timeout: float) -> int:
         """Wake the loop and wait up to ``timeout`` s for the queue; return what is left."""
         deadline = time.monotonic() + timeout
-        while self.pending() and self.up and self._thread and time.monotonic() < deadline:
+        while self.pending() and self._thread and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.005)
         return self.pending()
