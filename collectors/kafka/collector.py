@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -118,6 +117,15 @@ class KafkaCollector(OutboxCollector):
     def send(self, records: list[Event], report: Report) -> None:
         """Queue each event to the producer; its delivery report settles it later."""
         producer = self.producer
+
+        def reported(err: KafkaError | None, msg: Any) -> None:
+            # One callback per batch, not per record: the failed record is read
+            # back from the message, which only a failure needs.
+            if err is None:
+                report.ack()
+            else:
+                self._failed(report, err, msg)
+
         for event in records:
             topic, key_spec = self.routing.get(event.type, self.default_routing)
             try:
@@ -126,7 +134,7 @@ class KafkaCollector(OutboxCollector):
                     value=event.to_json(),
                     key=self._key(event, key_spec),
                     timestamp=int(event.received_at * 1000),
-                    on_delivery=partial(self._reported, report, event),
+                    on_delivery=reported,
                 )
             except BufferError:
                 report.retry(event, "queue_full")
@@ -149,10 +157,8 @@ class KafkaCollector(OutboxCollector):
         value = getattr(event, section).get(name)
         return None if value is None else str(value).encode()
 
-    def _reported(self, report: Report, event: Event, err: KafkaError | None, msg: Any) -> None:
-        if err is None:
-            report.ack()
-            return
+    def _failed(self, report: Report, err: KafkaError, msg: Any) -> None:
+        event = self.decode(msg.value())
         reason = permanent_reason(err)
         if reason is not None:
             report.refuse(event, reason, str(err))
