@@ -12,7 +12,7 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
 from tracker.config.reference import render, undocumented
-from tracker.http.openapi import OpenApi
+from tracker.http.openapi.document import OpenApi
 from tracker.process.docs import generated
 
 SHIPPED = ROOT / "config" / "tracker.yaml"

@@ -21,7 +21,8 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.adtech import landing, openrtb
 from tracker.config import load_file
-from tracker.http.openapi import OpenApi, _decimal_pattern, _landing_format
+from tracker.http.openapi.document import OpenApi
+from tracker.http.openapi.formats import decimal_pattern, landing_format
 from tracker.intake.fields.schema import Micros, build_schema
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
@@ -55,14 +56,14 @@ BOUNDS = [(0, 1_000_000), (-1e9, 1e9), (None, None), (0, None), (-5, 10), (0, 9)
 @SETTINGS
 @given(data=st.data())
 def test_a_decimal_inside_the_pattern_is_inside_the_bounds(minimum, maximum, data):
-    pattern = _decimal_pattern(minimum, maximum)
+    pattern = decimal_pattern(minimum, maximum)
     text = data.draw(st.from_regex(pattern, fullmatch=True))
     micros = Micros(minimum=minimum, maximum=maximum).deserialize(text)
     assert isinstance(micros, int)
 
 
 def test_a_decimal_pattern_refuses_what_the_tracker_refuses():
-    pattern = re.compile(_decimal_pattern(0, 1_000_000))
+    pattern = re.compile(decimal_pattern(0, 1_000_000))
     for text in ("", "-1", "1e3", "1.1234567", "1000001", "NaN", " 1", "1."):
         assert not pattern.fullmatch(text), text
     assert pattern.fullmatch("999999.999999")
@@ -72,14 +73,14 @@ def test_a_decimal_pattern_refuses_what_the_tracker_refuses():
 @given(data=st.data())
 def test_every_landing_url_the_pattern_allows_is_allowed(data):
     redirect = CONFIG.paths["click"].response.redirect
-    pattern = _landing_format(redirect)["pattern"]
+    pattern = landing_format(redirect)["pattern"]
     url = data.draw(st.from_regex(pattern, fullmatch=True))
     host = landing.check_landing_url(url)
     assert landing.compile_allow_list(redirect.allowed_hosts)(host), url
 
 
 def test_the_landing_pattern_refuses_other_hosts():
-    pattern = re.compile(_landing_format(CONFIG.paths["click"].response.redirect)["pattern"])
+    pattern = re.compile(landing_format(CONFIG.paths["click"].response.redirect)["pattern"])
     for url in (
         "https://evil.com/",
         "https://example.com.evil.com/",

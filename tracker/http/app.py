@@ -22,7 +22,7 @@ from tracker.http.errors import ROUTING_ERRORS, RejectionHandler, handle_unexpec
 from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.limits import ClientLimiter, RequestLimits, limited
-from tracker.http.openapi import OpenApiResource
+from tracker.http.openapi.document import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake.intake import Intake
