@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+import wsgiref.util
 from typing import Any
 
 import falcon
@@ -99,24 +100,35 @@ class TrackingResource:
         resp.append_header("Set-Cookie", f"{name}={user_id}{self.cookie_attributes}")
 
 
+@functools.cache
 def cookie_attributes(cookie: UserCookieConfig) -> str:
     """Return what follows ``name=value`` in the user cookie's ``Set-Cookie`` header.
 
-    Rendered once by Falcon's own :meth:`~falcon.Response.set_cookie`, so the
-    header is exactly what it would write.
+    Rendered once, at start-up, by Falcon's own :meth:`~falcon.Response.set_cookie`
+    answering a request through a scratch app's public WSGI interface, so the
+    header is exactly what Falcon would write. Every path of a config shares
+    one cookie block, so it is rendered once per config.
     """
-    scratch = falcon.Response()
-    scratch.set_cookie(
-        cookie.name,
-        "v",
-        max_age=cookie.max_age,
-        domain=cookie.domain,
-        path="/",
-        secure=True,
-        http_only=True,
-        same_site="None",
-    )
-    ((_, header),) = scratch._wsgi_headers()
+
+    def set_cookie(req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        resp.set_cookie(
+            cookie.name,
+            "v",
+            max_age=cookie.max_age,
+            domain=cookie.domain,
+            path="/",
+            secure=True,
+            http_only=True,
+            same_site="None",
+        )
+
+    scratch = falcon.App()
+    scratch.add_sink(set_cookie)
+    environ: dict[str, Any] = {}
+    wsgiref.util.setup_testing_defaults(environ)
+    headers: list[tuple[str, str]] = []
+    scratch(environ, lambda status, answer, exc_info=None: headers.extend(answer))
+    (header,) = [value for name, value in headers if name.lower() == "set-cookie"]
     return header.removeprefix(f"{cookie.name}=v")
 
 
