@@ -14,7 +14,6 @@ from tracker.adtech.openrtb import (
     Price,
     impression_micros,
     loss_reason_name,
-    parse_currency,
     parse_price,
     unsubstituted_macro,
 )
@@ -407,32 +406,3 @@ def test_loss_reasons_cover_the_standard_list():
 def test_loss_reasons_are_read_only():
     with pytest.raises(TypeError):
         LOSS_REASONS[1] = "changed"  # type: ignore[index]
-
-
-# parse_currency
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [("EUR", "EUR"), ("usd", "USD"), (" JPY ", "JPY"), (None, "USD"), ("", "USD"), (" ", "USD")],
-)
-def test_currency(raw, expected):
-    assert parse_currency(raw) == expected
-
-
-def test_currency_default_is_configurable():
-    assert parse_currency(None, default="EUR") == "EUR"
-
-
-@pytest.mark.parametrize("raw", ["${AUCTION_CURRENCY}", "%24%7BAUCTION_CURRENCY%7D"])
-def test_literal_currency_macro(raw):
-    message = (
-        "currency is the literal ${AUCTION_CURRENCY}: the exchange did not substitute the macro"
-    )
-    assert failure(parse_currency, raw) == ("unsubstituted_macro", message)
-
-
-@pytest.mark.parametrize("raw", ["US", "USDX", "US1", "U$D", "\u00dcSD", "\u00dfD", "978"])
-def test_bad_currency(raw):
-    message = f"currency {raw!r} is not an ISO 4217 code of three letters like USD"
-    assert failure(parse_currency, raw) == ("bad_currency", message)

@@ -17,7 +17,6 @@ from tracker.adtech.landing import (
     UnsafeUrl,
     check_landing_url,
     compile_allow_list,
-    host_allowed,
     to_location,
 )
 from tracker.adtech.signing import SignatureError, UrlSigner, parse_keys
@@ -85,7 +84,6 @@ def test_newest_key_signs_by_default_unless_told():
     assert signer().default_key_id == "k2"
     assert UrlSigner({"k1": OLD, "k2": NEW}, default_key_id="k1").sign(LANDING)["kid"] == "k1"
     assert signer().sign(LANDING, key_id="k1")["kid"] == "k1"
-    assert signer().key_ids == ("k1", "k2")
 
 
 def test_padded_signature_is_accepted():
@@ -460,12 +458,12 @@ def test_allow_list(host, allowed):
         "[2001:db8:0::1]",
     ]
     assert compile_allow_list(patterns)(host) is allowed
-    assert host_allowed(host, patterns) is allowed
 
 
 def test_wildcard_does_not_match_the_domain_itself():
-    assert not host_allowed("example.com", ["*.example.com"])
-    assert host_allowed("a.example.com", ["*.example.com"])
+    allowed = compile_allow_list(["*.example.com"])
+    assert not allowed("example.com")
+    assert allowed("a.example.com")
 
 
 def test_empty_allow_list_allows_nothing():

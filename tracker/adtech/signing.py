@@ -151,11 +151,6 @@ class UrlSigner:
             raise ValueError(f"default key id {default_key_id!r} is not among the keys")
         self.default_key_id = default_key_id
 
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        """The configured key ids, oldest first."""
-        return tuple(self._macs)
-
     def sign(
         self, url: str, expires: int | None = None, key_id: str | None = None
     ) -> dict[str, str]:

@@ -184,9 +184,11 @@ class SampledLog:
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
-    """Log an unexpected exception and answer a titled 500."""
-    if isinstance(ex, falcon.HTTPError):
-        raise ex
+    """Log an unexpected exception and answer a titled 500.
+
+    Falcon picks the handler of the most specific class in the exception's MRO,
+    so an ``HTTPError`` never gets here: Falcon's own handler answers it.
+    """
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise falcon.HTTPInternalServerError(
         title="Internal Server Error", description="The tracker failed; the error is logged."
