@@ -85,7 +85,7 @@ class Stages:
         context = r.context(req)
         t = self._lap("extract and gather fields, request context", t, clock)
         values = intake.loader.load(raw)
-        t = self._lap("validation (marshmallow fields via validation.Loader)", t, clock)
+        t = self._lap("validation (marshmallow fields via checks.Loader)", t, clock)
         event = intake.build(values, context)
         t = self._lap("event build (dimensions, metrics, ids, time)", t, clock)
         if r.path.user_id:

@@ -3,9 +3,9 @@
 Read top to bottom, this is the request path: :class:`RequestLimits` refuses
 what breaks a server limit -> a Falcon route per configured tracking path ->
 :class:`~tracker.http.resources.TrackingResource` (read the request) ->
-:class:`~tracker.intake.Intake` (validate the fields, build the event, hand it
+:class:`~tracker.intake.intake.Intake` (validate the fields, build the event, hand it
 to the :class:`~tracker.intake.pipeline.Pipeline`: preprocessors, then collectors) ->
-the configured response. A :class:`~tracker.intake.Rejected` raised anywhere on
+the configured response. A :class:`~tracker.intake.refusals.Rejected` raised anywhere on
 the way is answered and counted by :class:`~tracker.http.errors.RejectionHandler`.
 """
 

@@ -1,6 +1,6 @@
 """The central error handlers: every refusal and failure is answered here.
 
-A :class:`~tracker.intake.Rejected` raised anywhere on the request path (the
+A :class:`~tracker.intake.refusals.Rejected` raised anywhere on the request path (the
 request limits, the body reader, validation, a click's landing-URL checks)
 reaches :class:`RejectionHandler`, which counts it, logs it (sampled: see
 :class:`SampledLog`) and answers it as its path is configured to: a titled
@@ -66,7 +66,7 @@ def answer_rejection(resp: falcon.Response, rejected: Rejected) -> None:
 
 
 class RejectionHandler:
-    """Answer and count a :class:`~tracker.intake.Rejected`; the only place that does both.
+    """Answer and count a :class:`~tracker.intake.refusals.Rejected`; the only place that does both.
 
     The path is found from the route Falcon matched (``req.uri_template``);
     a refusal before routing is counted under ``_request``. With a

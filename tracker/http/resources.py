@@ -31,7 +31,7 @@ class TrackingResource:
     """Turn requests to one configured path into events.
 
     Only the configured methods get a responder, so Falcon answers any other
-    with 405 and an ``Allow`` header. A :class:`~tracker.intake.Rejected`
+    with 405 and an ``Allow`` header. A :class:`~tracker.intake.refusals.Rejected`
     raised here is answered by :class:`~tracker.http.errors.RejectionHandler`.
     """
 

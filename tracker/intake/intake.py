@@ -5,7 +5,8 @@ Nothing here knows HTTP. A resource reads the request into a lookup (see
 the pipeline, or raises :class:`Rejected`. The HTTP layer turns a
 :class:`Rejected` into an answer and counts it in one place
 (:mod:`tracker.http.errors`); a batch item, which gets no answer of its own,
-is counted with the same :func:`count_rejection`.
+is counted with the same
+:func:`~tracker.intake.refusals.count_rejection`.
 """
 
 from __future__ import annotations

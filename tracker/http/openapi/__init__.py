@@ -8,8 +8,8 @@ JSON), the refusals with their reasons (400, 413, 414, 415, 431) and, on a
 ``durable`` path, 503. ``docs/openapi.yaml`` is this document for the shipped
 config; ``/openapi.json`` serves it for the running one, built on its first request.
 
-- :mod:`tracker.http.openapi.document`: :class:`OpenApi`, the operations of each
-  path, the YAML file and the ``/openapi.json`` resource.
+- :mod:`tracker.http.openapi.document`: ``OpenApi``, the operations of each
+  path; the YAML file; the ``/openapi.json`` resource.
 - :mod:`tracker.http.openapi.formats`: what a field's text must look like
   (decimal amounts, prices, landing URLs), as patterns.
 - :mod:`tracker.http.openapi.answers`: what a path answers, and the shared

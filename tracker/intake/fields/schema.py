@@ -2,8 +2,10 @@
 
 At start-up each path's field list becomes one marshmallow schema. On a
 request, :func:`gather` collects the raw values from their sources, the schema
-loads them, and :class:`EventMapper` maps the result onto the event id, dimensions and
-metrics. Nothing here knows HTTP: the caller passes a lookup function.
+loads them (through :class:`~tracker.intake.fields.checks.Loader`), and
+:class:`~tracker.intake.fields.mapping.EventMapper` maps the result onto the
+event id, dimensions and metrics. Nothing here knows HTTP: the caller passes a
+lookup function.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class Micros(Validated, fields.Field):
 class AuctionPrice(Validated, fields.Field):
     """An OpenRTB clearing price (``${AUCTION_PRICE}``), clear or encrypted.
 
-    Loads to :class:`tracker.openrtb.Price`; references read its attributes:
+    Loads to :class:`tracker.adtech.openrtb.Price`; references read its attributes:
     ``micros`` (per impression, the default), ``cpm_micros``, ``billable``,
     ``encrypted``.
     """
