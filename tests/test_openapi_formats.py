@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from decimal import Decimal
 from typing import Any
 
 import falcon.testing
@@ -40,13 +41,30 @@ def patterned_fields():
                 yield pytest.param(path, spec.name, prop["pattern"], id=f"{path.name}.{spec.name}")
 
 
+def spelled_price(text: str) -> openrtb.Price:
+    """The price a clear-text notice value spells: AUDIT, or a CPM of at most 6 places."""
+    if text.upper() == "AUDIT":
+        return openrtb.AUDIT_PRICE
+    return openrtb.Price(billable=True, cpm_micros=int(Decimal(text) * 1_000_000), encrypted=False)
+
+
+def spelled(field_type: str, text: str) -> Any:
+    """The value a text the document allows stands for, as the tracker should load it."""
+    if field_type == "micros":
+        return int(Decimal(text) * 1_000_000)
+    if field_type == "auction_price":
+        return spelled_price(text)
+    return text
+
+
 @pytest.mark.parametrize(("path", "name", "pattern"), list(patterned_fields()))
 @SETTINGS
 @given(data=st.data())
 def test_every_text_a_field_s_pattern_allows_loads(path, name, pattern, data):
     text = data.draw(st.from_regex(pattern, fullmatch=True))
-    field = build_schema(path).fields[name]
-    field.deserialize(text)
+    field_type = next(f.type for f in path.fields if f.name == name)
+    loaded = build_schema(path).fields[name].deserialize(text)
+    assert loaded == spelled(field_type, text)
 
 
 BOUNDS = [(0, 1_000_000), (-1e9, 1e9), (None, None), (0, None), (-5, 10), (0, 9), (-100, 3)]
@@ -98,7 +116,8 @@ def test_the_landing_pattern_refuses_other_hosts():
 def test_every_price_the_pattern_allows_parses(data):
     spec = next(f for f in CONFIG.paths["win"].fields if f.name == "price")
     pattern = OpenApi(CONFIG).properties(CONFIG.paths["win"])["price"][1]["pattern"]
-    openrtb.parse_price(data.draw(st.from_regex(pattern, fullmatch=True)), spec.price_crypto)
+    text = data.draw(st.from_regex(pattern, fullmatch=True))
+    assert openrtb.parse_price(text, spec.price_crypto) == spelled_price(text)
 
 
 @pytest.mark.parametrize(

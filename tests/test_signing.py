@@ -67,17 +67,21 @@ def test_non_ascii_url_is_signed_as_utf8():
     assert signer().sign(url)["sig"] == b64(digest).rstrip("=")
 
 
-def test_round_trip_with_and_without_expiry():
+@pytest.mark.parametrize("expires", [EXP, None], ids=["expiring", "not expiring"])
+def test_round_trip_with_and_without_expiry(expires):
     s = signer()
-    for expires in (EXP, None):
-        p = s.sign(LANDING, expires)
-        s.verify(p["url"], p["sig"], p["kid"], p.get("exp"), NOW)
+    p = s.sign(LANDING, expires)
+    assert s.verify(p["url"], p["sig"], p["kid"], p.get("exp"), NOW) == "k2"
+    changed = LANDING + "&z=3"
+    assert reason(lambda: s.verify(changed, p["sig"], p["kid"], p.get("exp"), NOW)) == (
+        "bad_signature"
+    )
 
 
 def test_without_kid_every_key_is_tried():
     s = signer()
     p = s.sign(LANDING, EXP, key_id="k1")
-    s.verify(LANDING, p["sig"], None, p["exp"], NOW)
+    assert s.verify(LANDING, p["sig"], None, p["exp"], NOW) == "k1"
 
 
 def test_newest_key_signs_by_default_unless_told():
@@ -89,7 +93,7 @@ def test_newest_key_signs_by_default_unless_told():
 def test_padded_signature_is_accepted():
     s = signer()
     p = s.sign(LANDING, EXP)
-    s.verify(LANDING, p["sig"] + "=", "k2", p["exp"], NOW)
+    assert s.verify(LANDING, p["sig"] + "=", "k2", p["exp"], NOW) == "k2"
 
 
 @pytest.mark.parametrize("sig", [None, ""])
