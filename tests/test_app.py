@@ -9,8 +9,7 @@ import pytest
 
 from collectors.memory import MemoryCollector
 from tests import ROOT
-from tests.apps import build_app
-from tracker import metrics
+from tests.apps import build_app, counted
 from tracker.config import load_file, load_text
 from tracker.http.app import Tracker
 from tracker.http.responses import PIXEL
@@ -19,7 +18,7 @@ from tracker.plugins import Preprocessor
 
 
 def rejected_count(path: str, reason: str) -> float:
-    return metrics.REJECTED.labels(path, reason)._value.get()
+    return counted("tracker_rejected_total", path=path, reason=reason)
 
 
 def test_pixel_path_accepts_and_answers_gif(default_app):
@@ -342,7 +341,7 @@ def test_json_body_is_parsed_as_utf8(default_app):
 
 
 def requests_count(path: str, outcome: str) -> float:
-    return metrics.REQUESTS.labels(path, outcome)._value.get()
+    return counted("tracker_requests_total", path=path, outcome=outcome)
 
 
 JSON = {"Content-Type": "application/json"}

@@ -9,8 +9,7 @@ import falcon.testing
 import pytest
 
 from tests import ROOT
-from tests.apps import build_app
-from tracker import metrics
+from tests.apps import build_app, counted
 from tracker.config import ConfigError, load_text
 
 SHIPPED = (ROOT / "config" / "tracker.yaml").read_text()
@@ -104,15 +103,14 @@ def test_refusals_before_routing_and_batch_items_reach_the_stream():
 
 
 def test_the_stream_is_capped_per_second_and_sampled():
-    capped = metrics.REJECTED_CAPPED.labels("conversion")._value.get()
+    capped = counted("tracker_rejected_stream_capped_total", path="conversion")
     client, memory = client_for(("max_per_second: 100", "max_per_second: 3"))
     for _ in range(10):
         client.simulate_get("/conv")
     # Ten refusals in (almost certainly) one second: three kept, seven counted as capped.
     assert len(rejected_events(memory)) in (3, 6)
-    assert metrics.REJECTED_CAPPED.labels("conversion")._value.get() - capped == 10 - len(
-        rejected_events(memory)
-    )
+    now_capped = counted("tracker_rejected_stream_capped_total", path="conversion")
+    assert now_capped - capped == 10 - len(rejected_events(memory))
     client, memory = client_for(("sample_rate: 1.0", "sample_rate: 0.0"))
     client.simulate_get("/conv")
     assert rejected_events(memory) == []
