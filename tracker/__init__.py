@@ -1,22 +1,29 @@
 """tracker: tracking URLs in, validated events out to Kafka and other collectors.
 
-The plugin API, the only part of ``tracker`` a collector or preprocessor
-(built in or third party) may import:
+The top of the package holds only what every part shares, which is also the
+plugin API, the only part of ``tracker`` a collector or preprocessor (built in
+or third party) may import:
 
 - :mod:`tracker.plugins`: ``Plugin``, ``Collector``, ``Preprocessor`` (the
   contract, in their docstrings) and ``PluginLoadError``.
 - :mod:`tracker.event`: ``Event``, what every collector receives.
-- :mod:`tracker.spool`: ``Spool`` and ``Segment``, a durable local queue for a
-  collector whose sink can be down, and ``SpoolOptions``, the schema of its
-  config block (``directory``, ``max_bytes``, ``segment_bytes``).
-- :mod:`tracker.metrics`: the collector-agnostic counters (``COLLECTED``,
-  ``DELIVERED``, ``FAILED``, ``SPOOLED``, ``REPLAYED``, ``SPOOL_BYTES``,
-  ``SPOOL_AGE``, ``SPOOL_DAMAGED``, ``SINK_UP``), each labelled by the
+- :mod:`tracker.spool`: the durable local spool, and the core outbox that
+  delivers through it, for a collector whose sink can be down (its package
+  docstring and ``docs/delivery.md`` say how to use them); ``SpoolOptions``
+  is the schema of a collector's ``spool`` block.
+- :mod:`tracker.metrics`: the collector-agnostic metrics, each labelled by the
   collector's block name, and ``inc``, which counts on the request path
-  without ``labels()``'s per-call cost; a plugin defines any metric of its
-  own in its own module.
+  without ``labels()``'s per-call cost; a plugin defines any metric of its own
+  in its own module.
 
-Everything else (``tracker.config``, ``tracker.http``, ``tracker.adtech``,
-``tracker.intake.intake``...) is internal and may change. The package is laid out
-by role; ``docs/architecture.md`` walks through it.
+Everything else is internal and may change, one package per role:
+:mod:`tracker.config` (loading and validating the YAML into frozen objects),
+:mod:`tracker.intake` (the request-to-event domain: fields, validation,
+refusals, the pipeline), :mod:`tracker.http` (the Falcon app),
+:mod:`tracker.adtech` (OpenRTB, signing, landing URLs, consent),
+:mod:`tracker.preprocessors` and :mod:`tracker.process` (the CLI, the WSGI
+app, gunicorn workers, draining, logs, replay). :mod:`tracker.wsgi` and
+:mod:`tracker.workers` re-export the app and the workers of
+:mod:`tracker.process` under the names gunicorn is given.
+``docs/architecture.md`` walks through it.
 """
