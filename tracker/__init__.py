@@ -7,14 +7,15 @@ or third party) may import:
 - :mod:`tracker.plugins`: ``Plugin``, ``Collector``, ``Preprocessor`` (the
   contract, in their docstrings) and ``PluginLoadError``.
 - :mod:`tracker.event`: ``Event``, what every collector receives.
-- :mod:`tracker.spool`: the durable local spool, and the core outbox that
-  delivers through it, for a collector whose sink can be down (its package
-  docstring and ``docs/delivery.md`` say how to use them); ``SpoolOptions``
-  is the schema of a collector's ``spool`` block.
-- :mod:`tracker.metrics`: the collector-agnostic metrics, each labelled by the
+- :mod:`tracker.spool`: ``Spool`` and ``Segment``, a durable local queue for a
+  collector whose sink can be down, and ``SpoolOptions``, the schema of its
+  config block (``directory``, ``max_bytes``, ``segment_bytes``).
+- :mod:`tracker.metrics`: the collector-agnostic counters (``COLLECTED``,
+  ``DELIVERED``, ``FAILED``, ``SPOOLED``, ``REPLAYED``, ``SPOOL_BYTES``,
+  ``SPOOL_AGE``, ``SPOOL_DAMAGED``, ``SINK_UP``), each labelled by the
   collector's block name, and ``inc``, which counts on the request path
-  without ``labels()``'s per-call cost; a plugin defines any metric of its own
-  in its own module.
+  without ``labels()``'s per-call cost; a plugin defines any metric of its
+  own in its own module.
 
 Everything else is internal and may change, one package per role:
 :mod:`tracker.config` (loading and validating the YAML into frozen objects),
