@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
 from collectors.memory import MemoryCollector
 from tracker.config import Config, load_file
 from tracker.http.app import Tracker
@@ -29,8 +27,3 @@ def build_app(
     tracker = Tracker(config, Pipeline(memory, preprocessors, filters), admin_port)
     tracker.open()
     return tracker, memory
-
-
-def counted(sample: str, **labels: str) -> float:
-    """Return a sample as ``/metrics`` names it (``tracker_rejected_total``), 0 if never set."""
-    return REGISTRY.get_sample_value(sample, labels) or 0.0

@@ -9,7 +9,8 @@ import pytest
 
 from collectors.memory import MemoryCollector
 from tests import ROOT
-from tests.apps import build_app, counted
+from tests.apps import build_app
+from tests.metrics import counted
 from tracker.config import load_file, load_text
 from tracker.http.app import Tracker
 from tracker.http.responses import PIXEL

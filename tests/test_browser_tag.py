@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests import ROOT
-from tests.apps import build_app, counted
+from tests.apps import build_app
+from tests.metrics import counted
 from tracker.config import ConfigError, load_data
 from tracker.http.tag import SOURCE, Tag
 

@@ -9,7 +9,8 @@ import falcon.testing
 import pytest
 
 from tests import ROOT
-from tests.apps import build_app, counted
+from tests.apps import build_app
+from tests.metrics import counted
 from tracker.config import ConfigError, load_text
 
 SHIPPED = (ROOT / "config" / "tracker.yaml").read_text()
