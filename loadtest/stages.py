@@ -88,7 +88,7 @@ class Stages:
         t = self._lap("validation (marshmallow fields via checks.Loader)", t, clock)
         event = intake.build(values, context)
         t = self._lap("event build (dimensions, metrics, ids, time)", t, clock)
-        if r.path.user_id:
+        if r.guard is not None:
             r.identify(req, resp, values, event)
             t = self._lap("consent decision and user cookie", t, clock)
         for preprocessor in intake.route.preprocessors:

@@ -35,6 +35,8 @@ class FieldConfig:
     price_crypto: PriceCrypto | None
     #: An ``auction_price`` refuses clear-text prices once ``price_crypto`` is set.
     require_encrypted: bool
+    #: ``url``, ``identifier``, ``consent`` or None: what personal data the value is.
+    personal: str | None
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,11 @@ class PluginConfig:
 
 @dataclass(frozen=True)
 class UserCookieConfig:
-    """The first-party user id cookie, set only with consent."""
+    """The first-party user id cookie, and when any identifier may be stored.
+
+    The same decision (:func:`tracker.adtech.consent.may_store_identifier`) sets
+    the cookie and keeps ``personal: identifier`` fields and URL queries.
+    """
 
     name: str
     max_age: int
@@ -164,6 +170,8 @@ class UserCookieConfig:
     require_consent_signal: bool
     #: The operator's TCF vendor id; when set, GDPR consent must name this vendor.
     vendor_id: int | None
+    #: Query parameters a ``personal: url`` field keeps without consent (``utm_*``: a prefix).
+    keep_query_params: tuple[str, ...]
 
 
 @dataclass(frozen=True)

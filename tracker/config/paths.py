@@ -20,7 +20,14 @@ from tracker.config.model import (
     ServerConfig,
 )
 from tracker.config.problems import Problems
-from tracker.config.schemas import NAME, NUMERIC, STRUCTURED, FieldSchema, PathSchema
+from tracker.config.schemas import (
+    CONSENT_FIELDS,
+    NAME,
+    NUMERIC,
+    STRUCTURED,
+    FieldSchema,
+    PathSchema,
+)
 
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
 
@@ -272,6 +279,8 @@ def _field(
         choices=tuple(loaded["choices"]) if "choices" in loaded else None,
         price_crypto=crypto,
         require_encrypted=loaded["require_encrypted"],
+        # The consent decision reads these names: their strings never leave unmarked.
+        personal=loaded.get("personal") or ("consent" if name in CONSENT_FIELDS else None),
     )
 
 

@@ -66,7 +66,12 @@ class Tracker:
         client_ip = ClientIp(config.server.trusted_proxies)
         believed = device_header_callers(config.server.trusted_proxies, config.server.ad_inserters)
         intakes = {
-            path.name: Intake(path, self.pipeline, config.server.field_errors == "first")
+            path.name: Intake(
+                path,
+                self.pipeline,
+                config.server.field_errors == "first",
+                config.server.user_cookie,
+            )
             for path in config.paths.values()
             if path.batch is None
         }

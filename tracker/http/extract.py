@@ -12,9 +12,13 @@ from falcon.uri import parse_query_string
 
 from tracker.http.clientip import ClientIp
 from tracker.intake.fields.schema import Lookup
+from tracker.intake.privacy import FieldCopy, url_without_query
 from tracker.intake.refusals import Rejected
 
 FORM = "application/x-www-form-urlencoded"
+#: ``Sec-GPC`` (Global Privacy Control) in the WSGI environ: read there, not through
+#: ``get_header``, which costs several times more on a path that asks every request.
+GPC_HEADER = "HTTP_SEC_GPC"
 #: How deep a JSON body may nest; deeper ones are refused before ``json.loads`` sees them.
 MAX_JSON_DEPTH = 32
 # Bytes other than brackets are deleted, and braces read as square brackets.
@@ -89,26 +93,27 @@ def _decode(data: bytes) -> str:
         raise Rejected(400, "invalid_encoding", "The body is not UTF-8.") from None
 
 
-#: At most this many query parameters are copied into the rejected-requests stream.
-MAX_COPIED_PARAMS = 32
-
-
-def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
+def request_copy(
+    req: falcon.Request, limit: int, fields: FieldCopy, params: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Return a privacy-safe copy of ``req`` for the rejected-requests stream.
 
-    No address, no cookies, no body and no header but the user agent and the
-    referer (without its query); every value is cut to ``limit`` characters
-    and at most :data:`MAX_COPIED_PARAMS` query parameters are kept.
+    The path's declared fields as :class:`~tracker.intake.privacy.FieldCopy`
+    copies them (from the query, the route ``params`` and the body if the
+    resource read it), the names of the parameters no field reads, and no
+    address, no cookie and no header but the user agent and the referer
+    (without its query, fragment and user part); every value is cut to
+    ``limit`` characters.
     """
+    body = getattr(req.context, "body", None)
+    lookup = request_lookup(req, params or {}, body if isinstance(body, dict) else {})
     referer = req.referer
-    if referer is not None:
-        referer = referer.partition("?")[0].partition("#")[0][:limit]
     return {
         "method": req.method,
         "path": req.path[:limit],
-        "query": copy_values(req.params, limit),
+        **fields(lookup, req.params, body, limit),
         "user_agent": _cut(req.user_agent, limit),
-        "referer": referer,
+        "referer": None if referer is None else url_without_query(referer)[:limit],
         "content_type": _cut(req.content_type, limit),
         # As sent: Falcon's content_length raises on a malformed header.
         "content_length": _cut(req.env.get("CONTENT_LENGTH"), limit),
@@ -117,25 +122,6 @@ def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
 
 def _cut(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
-
-
-def copy_values(values: dict[str, Any], limit: int) -> dict[str, Any]:
-    """Copy at most :data:`MAX_COPIED_PARAMS` values, strings cut to ``limit`` characters.
-
-    Numbers, booleans and None are kept; a list keeps its first items so
-    copied; anything else (an object) becomes its JSON type name.
-    """
-    return {str(k)[:limit]: _copy(v, limit) for k, v in list(values.items())[:MAX_COPIED_PARAMS]}
-
-
-def _copy(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return value[:limit]
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, list):
-        return [_copy(v, limit) for v in value[:MAX_COPIED_PARAMS] if not isinstance(v, list)]
-    return "object"
 
 
 def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, Any]) -> Lookup:

@@ -17,12 +17,13 @@ from marshmallow import ValidationError
 
 import tracker.metrics as metrics
 from tracker.adtech import openrtb
-from tracker.config import PathConfig
+from tracker.config import PathConfig, UserCookieConfig
 from tracker.event import Event, new_id
 from tracker.intake.fields.checks import Loader
 from tracker.intake.fields.mapping import EventMapper
 from tracker.intake.fields.schema import Lookup, build_schema, gather
 from tracker.intake.pipeline import Pipeline
+from tracker.intake.privacy import ConsentGuard
 from tracker.intake.refusals import Rejected
 
 
@@ -32,11 +33,21 @@ class Intake:
     Everything is compiled at start-up: the marshmallow schema (loaded
     through :class:`~tracker.intake.fields.checks.Loader`, which stops at the first
     failing field when ``fail_fast``), the mapping
-    onto dimensions and metrics, and the resolved route of plugins.
+    onto dimensions and metrics, the resolved route of plugins, and, with the
+    consent rules (``server.user_cookie``), the path's
+    :class:`~tracker.intake.privacy.ConsentGuard` (None when it stores no
+    identifier and no personal URL).
     """
 
-    def __init__(self, path: PathConfig, pipeline: Pipeline, fail_fast: bool = False) -> None:
+    def __init__(
+        self,
+        path: PathConfig,
+        pipeline: Pipeline,
+        fail_fast: bool = False,
+        consent: UserCookieConfig | None = None,
+    ) -> None:
         self.path = path
+        self.guard = ConsentGuard.for_path(path, consent) if consent is not None else None
         self.schema = build_schema(path)
         self.loader = Loader(self.schema, fail_fast)
         self.mapper = EventMapper(path)

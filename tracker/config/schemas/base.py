@@ -21,6 +21,12 @@ NUMERIC = frozenset(
     | {"loss_reason.code"}
 )
 SOURCES = ("query", "body", "header", "cookie", "path")
+#: What a field's ``personal`` attribute may say (docs/rejected.md, docs/browser.md).
+PERSONAL = ("url", "identifier", "consent")
+#: Fields the consent decision reads as consent strings: ``personal: consent`` unless marked.
+CONSENT_FIELDS = ("gdpr_consent", "us_privacy", "gpp")
+#: Field types whose refusals may quote the value (a price, a loss code): never personal.
+QUOTING_TYPES = ("auction_price", "loss_reason")
 METHODS = ("GET", "POST")
 RESPONSE_TYPES = ("pixel", "no_content", "json", "redirect")
 DELIVERY_CLASSES = ("fast", "durable")

@@ -6,7 +6,14 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from tracker.config.schemas.base import FIELD_TYPES, SOURCES, StringOrList
+from tracker.config.schemas.base import (
+    CONSENT_FIELDS,
+    FIELD_TYPES,
+    PERSONAL,
+    QUOTING_TYPES,
+    SOURCES,
+    StringOrList,
+)
 
 
 class FieldSchema(Schema):
@@ -122,9 +129,28 @@ class FieldSchema(Schema):
         },
     )
 
+    personal = fields.String(
+        validate=validate.OneOf(PERSONAL),
+        metadata={
+            "description": (
+                "What personal data the value is, so that no path, shipped or added, lets it "
+                "out: `url` (a page or link URL: its query, fragment and user part never reach "
+                "the rejected-requests stream, and are stored only with consent, but for "
+                "`server.user_cookie.keep_query_params`), `identifier` (a person's or device's "
+                "id, such as a visitor id: never in the rejected-requests stream, stored only "
+                "when the request may store an identifier), `consent` (a consent string: "
+                "stored in the event, never in the rejected-requests stream). A refusal never "
+                "quotes a personal field's value. Fields named "
+                f"{', '.join(f'`{n}`' for n in CONSENT_FIELDS)} are `consent` unless marked "
+                "otherwise. Not for `auction_price` or `loss_reason`, whose refusals quote the "
+                "value. See rejected.md and browser.md."
+            )
+        },
+    )
+
     @validates_schema
     def _check(self, data, **kwargs):
-        errors = {}
+        errors = _personal_errors(data)
         bad = [s for s in data.get("source", ()) if s not in SOURCES]
         if bad or not data.get("source"):
             errors["source"] = [f"Must be among: {', '.join(SOURCES)}."]
@@ -144,3 +170,12 @@ class FieldSchema(Schema):
             errors[keys[0]] = ["Set both encryption_key and integrity_key, or neither."]
         if errors:
             raise ValidationError(errors)
+
+
+def _personal_errors(data: dict) -> dict[str, list[str]]:
+    kind, type_ = data.get("personal"), data.get("type")
+    if kind == "url" and type_ != "string":
+        return {"personal": ["Only a string field can be a url."]}
+    if kind and type_ in QUOTING_TYPES:
+        return {"personal": [f"A {type_} field cannot be personal: its refusals quote the value."]}
+    return {}

@@ -115,6 +115,12 @@ def _no_macro(value: str) -> None:
         raise ValidationError(_macro_message(macro))
 
 
+def _no_macro_unnamed(value: str) -> None:
+    """Refuse a macro left in a personal field without naming it: a refusal never quotes one."""
+    if openrtb.unsubstituted_macro(value) is not None:
+        raise ValidationError("Contains an unsubstituted macro (not shown: a personal field).")
+
+
 class FiniteFloat(Validated, fields.Float):
     """A float that refuses NaN and infinities."""
 
@@ -123,7 +129,8 @@ class FiniteFloat(Validated, fields.Float):
 
 
 def _validators(spec: FieldConfig) -> list:
-    validators: list = [_no_macro] if spec.type == "string" else []
+    no_macro = _no_macro_unnamed if spec.personal else _no_macro
+    validators: list = [no_macro] if spec.type == "string" else []
     if spec.type in ("integer", "float") and (spec.min is not None or spec.max is not None):
         validators.append(validate.Range(min=spec.min, max=spec.max))
     if spec.min_length is not None or spec.max_length is not None:
