@@ -65,10 +65,17 @@ HEADERS = {
 #: Refusals every tracking path can give, before or after routing.
 REFUSALS = {
     "400": "Invalid fields, a malformed URL or body, an unsubstituted macro.",
-    "413": "The body is over the limit (`body_too_large`), or a batch has too many items.",
+    "413": "The body is over the limit (`body_too_large`; a gzip body also once inflated), or "
+    "a batch has too many items.",
     "414": "Path and query over `server.max_url_length` (`uri_too_long`).",
     "431": "Headers over `server.max_header_bytes` (`headers_too_large`).",
 }
+
+#: A POST body the tracker cannot read.
+_UNSUPPORTED_BODY = (
+    "A body that is neither JSON nor a form (`unsupported_media_type`), or has a "
+    "`Content-Encoding` other than gzip (`unsupported_content_encoding`)."
+)
 
 #: What the HTTP server (meinheld) refuses itself, answered in plain text.
 MEINHELD_REFUSALS = {
@@ -236,11 +243,11 @@ class OpenApi:
             else:
                 operations = {"post": self.batch_operation(path)}
             self.spec.path(path=path.route, operations=operations)
-        self.spec.path(path="/healthz", operations={"get": _health("The process serves.")})
-        self.spec.path(
-            path="/readyz",
-            operations={"get": _health("Every collector can take events.", unready=True)},
-        )
+        # HEAD answers as GET does, without the body (for probes that send HEAD).
+        healthz = _health("The process serves.")
+        self.spec.path(path="/healthz", operations={"get": healthz, "head": healthz})
+        readyz = _health("Every collector can take events.", unready=True)
+        self.spec.path(path="/readyz", operations={"get": readyz, "head": readyz})
         document = self.spec.to_dict()
         order = ("openapi", "info", "paths", "components")
         return {key: document[key] for key in order if key in document}
@@ -321,7 +328,7 @@ class OpenApi:
         response = path.response
         answers = _refusals()
         if method == "POST":
-            answers["415"] = _error("A body that is neither JSON nor a form.")
+            answers["415"] = _error(_UNSUPPORTED_BODY)
         if response.type == "pixel":
             pixel = {
                 "description": "The 1x1 transparent GIF.",
@@ -383,7 +390,7 @@ class OpenApi:
             },
         }
         answers = _refusals()
-        answers["415"] = _error("A body that is not JSON.")
+        answers["415"] = _error(_UNSUPPORTED_BODY.replace("neither JSON nor a form", "not JSON"))
         answers["200"] = {
             "description": "One result per item, in order.",
             "content": {
