@@ -58,8 +58,12 @@ def test_parameters_carry_what_the_tracker_enforces():
     assert params["gdpr"]["schema"] == {
         "type": "integer",
         "enum": [0, 1],
+        "minimum": -(2**53 - 1),
+        "maximum": 2**53 - 1,
         "description": "`gdpr` (integer)",
     }
+    bill = {p["name"]: p for p in document()["paths"]["/bill"]["get"]["parameters"]}
+    assert (bill["ts"]["schema"]["minimum"], bill["ts"]["schema"]["maximum"]) == (0, 9999999999999)
     assert sorted(imp["responses"]) == ["200", "400", "413", "414", "431"]
     video = document()["paths"]["/vast/{event}"]["get"]
     (event,) = [p for p in video["parameters"] if p["in"] == "path"]

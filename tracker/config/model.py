@@ -35,6 +35,8 @@ class FieldConfig:
     price_crypto: PriceCrypto | None
     #: An ``auction_price`` refuses clear-text prices once ``price_crypto`` is set.
     require_encrypted: bool
+    #: What the value means and looks like, for the API document.
+    description: str | None
 
 
 @dataclass(frozen=True)

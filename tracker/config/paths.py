@@ -21,6 +21,7 @@ from tracker.config.model import (
 )
 from tracker.config.problems import Problems
 from tracker.config.schemas import NAME, NUMERIC, STRUCTURED, FieldSchema, PathSchema
+from tracker.config.schemas.base import TYPE_BOUNDS
 
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
 
@@ -250,6 +251,8 @@ def _field(
     max_length = loaded.get("max_length")
     if loaded["type"] == "string" and max_length is None:
         max_length = server.max_field_length
+    # Every numeric type is bounded, by the config or by its type (TYPE_BOUNDS).
+    low, high = TYPE_BOUNDS.get(loaded["type"], (None, None))
     crypto = None
     if loaded.get("encryption_key") and loaded.get("integrity_key"):
         try:
@@ -264,14 +267,15 @@ def _field(
         key=loaded.get("name", name),
         required=loaded["required"],
         default=loaded.get("default"),
-        min=_number(loaded.get("min")),
-        max=_number(loaded.get("max")),
+        min=_number(loaded.get("min", low)),
+        max=_number(loaded.get("max", high)),
         min_length=loaded.get("min_length"),
         max_length=max_length,
         pattern=loaded.get("pattern"),
         choices=tuple(loaded["choices"]) if "choices" in loaded else None,
         price_crypto=crypto,
         require_encrypted=loaded["require_encrypted"],
+        description=loaded.get("description"),
     )
 
 

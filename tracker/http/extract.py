@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +11,7 @@ from falcon.uri import parse_query_string
 
 from tracker.http.clientip import ClientIp
 from tracker.http.encoding import decode_body
+from tracker.intake.fields import numbers
 from tracker.intake.fields.schema import Lookup
 from tracker.intake.refusals import Rejected
 
@@ -31,6 +31,7 @@ def read_body(req: falcon.Request, limit: int) -> Any:
     and marks the end of the input (``wsgi.input_terminated``), so it is read
     to its end, at most ``limit + 1`` bytes. A ``Content-Encoding: gzip`` body
     is inflated to at most ``limit`` bytes too (:func:`~tracker.http.encoding.decode_body`).
+    JSON numbers keep their text (:func:`~tracker.intake.fields.numbers.loads`).
 
     Raises:
         Rejected: 413 over the limit (from ``Content-Length`` before reading),
@@ -55,7 +56,7 @@ def read_body(req: falcon.Request, limit: int) -> Any:
     if too_deep(data):
         raise Rejected(400, "json_too_deep", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        return json.loads(data)
+        return numbers.loads(data)
     except ValueError:
         raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
 

@@ -159,8 +159,6 @@ def _wire_format(spec: FieldConfig) -> dict[str, Any]:
             + (", or the exchange's encrypted price" if crypto else "")
             + ".",
         }
-    if spec.type == "loss_reason":
-        return {"minimum": 0}
     return {}
 
 
@@ -267,6 +265,9 @@ class OpenApi:
             prop.pop("default", None) if spec.required else None
             prop["description"] = f"`{spec.name}` ({spec.type})"
             prop.update(_wire_format(spec))
+            if spec.description:
+                separator = ": " if prop["description"].endswith(")") else " "
+                prop["description"] += separator + spec.description
             if spec.required and spec.type == "string" and not prop.get("minLength"):
                 # An empty value of a required field counts as absent (fields.gather).
                 prop["minLength"] = 1
