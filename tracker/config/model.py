@@ -37,6 +37,8 @@ class FieldConfig:
     require_encrypted: bool
     #: ``url``, ``identifier``, ``consent`` or None: what personal data the value is.
     personal: str | None
+    #: What the value means and looks like, for the API document.
+    description: str | None
 
 
 @dataclass(frozen=True)

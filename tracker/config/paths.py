@@ -28,6 +28,7 @@ from tracker.config.schemas import (
     FieldSchema,
     PathSchema,
 )
+from tracker.config.schemas.base import TYPE_BOUNDS
 
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
 
@@ -257,6 +258,8 @@ def _field(
     max_length = loaded.get("max_length")
     if loaded["type"] == "string" and max_length is None:
         max_length = server.max_field_length
+    # Every numeric type is bounded, by the config or by its type (TYPE_BOUNDS).
+    low, high = TYPE_BOUNDS.get(loaded["type"], (None, None))
     crypto = None
     if loaded.get("encryption_key") and loaded.get("integrity_key"):
         try:
@@ -271,8 +274,8 @@ def _field(
         key=loaded.get("name", name),
         required=loaded["required"],
         default=loaded.get("default"),
-        min=_number(loaded.get("min")),
-        max=_number(loaded.get("max")),
+        min=_number(loaded.get("min", low)),
+        max=_number(loaded.get("max", high)),
         min_length=loaded.get("min_length"),
         max_length=max_length,
         pattern=loaded.get("pattern"),
@@ -281,6 +284,7 @@ def _field(
         require_encrypted=loaded["require_encrypted"],
         # The consent decision reads these names: their strings never leave unmarked.
         personal=loaded.get("personal") or ("consent" if name in CONSENT_FIELDS else None),
+        description=loaded.get("description"),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +10,8 @@ import falcon
 from falcon.uri import parse_query_string
 
 from tracker.http.clientip import ClientIp
+from tracker.http.encoding import decode_body
+from tracker.intake.fields import numbers
 from tracker.intake.fields.schema import Lookup
 from tracker.intake.privacy import FieldCopy, url_without_query
 from tracker.intake.refusals import Rejected
@@ -29,18 +30,24 @@ _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 def read_body(req: falcon.Request, limit: int) -> Any:
     """Read a JSON or form body within ``limit`` bytes; ``{}`` when there is none.
 
+    A body comes with a ``Content-Length`` or chunked (``Transfer-Encoding:
+    chunked``, no length): the server (meinheld, gunicorn) undoes the chunking
+    and marks the end of the input (``wsgi.input_terminated``), so it is read
+    to its end, at most ``limit + 1`` bytes. A ``Content-Encoding: gzip`` body
+    is inflated to at most ``limit`` bytes too (:func:`~tracker.http.encoding.decode_body`).
+    JSON numbers keep their text (:func:`~tracker.intake.fields.numbers.loads`).
+
     Raises:
         Rejected: 413 over the limit (from ``Content-Length`` before reading),
-            415 for another media type, 400 for broken JSON or encoding.
+            415 for another media type or content coding, 400 for broken JSON,
+            gzip or encoding.
     """
-    length = req.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
-    data = req.bounded_stream.read(limit + 1)
-    if len(data) > limit:
-        raise _too_large(limit)
+    data = _read(req, limit)
     if not data:
         return {}
+    coding = req.env.get("HTTP_CONTENT_ENCODING")
+    if coding is not None:
+        data = decode_body(data, coding, limit)
     media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media_type == FORM:
         return parse_query_string(_decode(data), keep_blank=False)
@@ -53,9 +60,29 @@ def read_body(req: falcon.Request, limit: int) -> Any:
     if too_deep(data):
         raise Rejected(400, "json_too_deep", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        return json.loads(data)
+        return numbers.loads(data)
     except ValueError:
         raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
+
+
+def _read(req: falcon.Request, limit: int) -> bytes:
+    """Return the body as sent, at most ``limit`` bytes, else raise the 413."""
+    length = req.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if length is not None:
+        data = req.bounded_stream.read(limit + 1)
+    elif req.env.get("wsgi.input_terminated"):
+        data = req.stream.read(limit + 1)
+    elif "HTTP_TRANSFER_ENCODING" in req.env:
+        # A server that does not mark the end of a chunked body: reading could block, and
+        # taking the body as empty would drop it without a word.
+        raise Rejected(411, "length_required", "The body needs a Content-Length here.")
+    else:
+        return b""
+    if len(data) > limit:
+        raise _too_large(limit)
+    return data
 
 
 def too_deep(data: bytes) -> bool:

@@ -20,6 +20,18 @@ NUMERIC = frozenset(
     | {"auction_price.units"}
     | {"loss_reason.code"}
 )
+#: The largest integer every JSON reader holds exactly (a double's 53-bit mantissa).
+NUMBER_LIMIT = 2**53 - 1
+#: The widest ``min`` and ``max`` of each numeric field type, and their defaults: no
+#: number a caller sends is unbounded, so none can overflow a float downstream (a
+#: ledger, a late-notice check). For ``micros``, a round amount whose micro-units
+#: (9 * 10**15) stay under ``NUMBER_LIMIT``.
+TYPE_BOUNDS = {
+    "integer": (-float(NUMBER_LIMIT), float(NUMBER_LIMIT)),
+    "float": (-float(NUMBER_LIMIT), float(NUMBER_LIMIT)),
+    "micros": (-9e9, 9e9),
+    "loss_reason": (0.0, float(NUMBER_LIMIT)),
+}
 SOURCES = ("query", "body", "header", "cookie", "path")
 #: What a field's ``personal`` attribute may say (docs/rejected.md, docs/browser.md).
 PERSONAL = ("url", "identifier", "consent")

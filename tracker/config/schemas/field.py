@@ -12,6 +12,7 @@ from tracker.config.schemas.base import (
     PERSONAL,
     QUOTING_TYPES,
     SOURCES,
+    TYPE_BOUNDS,
     StringOrList,
 )
 
@@ -67,16 +68,20 @@ class FieldSchema(Schema):
     min = fields.Float(
         metadata={
             "description": (
-                "Lower bound of an `integer`, `float` or `micros` value (for `micros`, of the "
-                "decimal amount)."
+                "Lower bound of an `integer`, `float`, `micros` or `loss_reason` value (for "
+                "`micros`, of the decimal amount). Default, and the lowest allowed: "
+                "-9007199254740991 (-(2^53 - 1)) for `integer` and `float`, -9000000000 for "
+                "`micros`, 0 for `loss_reason`."
             )
         }
     )
     max = fields.Float(
         metadata={
             "description": (
-                "Upper bound of an `integer`, `float` or `micros` value (for `micros`, of the "
-                "decimal amount)."
+                "Upper bound of an `integer`, `float`, `micros` or `loss_reason` value (for "
+                "`micros`, of the decimal amount). Default, and the highest allowed: "
+                "9007199254740991 (2^53 - 1, the largest integer every JSON reader holds "
+                "exactly) for `integer`, `float` and `loss_reason`, 9000000000 for `micros`."
             )
         }
     )
@@ -101,6 +106,15 @@ class FieldSchema(Schema):
         fields.Raw(),
         validate=validate.Length(min=1),
         metadata={"description": ("The value must be one of these.")},
+    )
+    description = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={
+            "description": (
+                "What the value means and looks like, for callers: the API document "
+                "(`/openapi.json`) shows it with the field."
+            )
+        },
     )
     encryption_key = fields.String(
         metadata={
@@ -159,6 +173,7 @@ class FieldSchema(Schema):
                 re.compile(data["pattern"])
             except re.error as ex:
                 errors["pattern"] = [f"Not a valid regular expression: {ex}."]
+        errors.update(_bound_errors(data))
         if data.get("required") and "default" in data:
             errors["default"] = ["A required field cannot have a default."]
         if data.get("require_encrypted") and data.get("type") != "auction_price":
@@ -179,3 +194,12 @@ def _personal_errors(data: dict) -> dict[str, list[str]]:
     if kind and type_ in QUOTING_TYPES:
         return {"personal": [f"A {type_} field cannot be personal: its refusals quote the value."]}
     return {}
+
+
+def _bound_errors(data: dict) -> dict[str, list[str]]:
+    """Refuse a ``min`` or ``max`` outside the bounds of the field's type (``TYPE_BOUNDS``)."""
+    low, high = TYPE_BOUNDS.get(data.get("type"), (None, None))
+    if low is None:
+        return {}
+    message = f"Must be from {low:.0f} to {high:.0f} for type {data['type']}."
+    return {k: [message] for k in ("min", "max") if k in data and not low <= data[k] <= high}

@@ -48,10 +48,17 @@ HEADERS = {
 #: Refusals every tracking path can give, before or after routing.
 REFUSALS = {
     "400": "Invalid fields, a malformed URL or body, an unsubstituted macro.",
-    "413": "The body is over the limit (`body_too_large`), or a batch has too many items.",
+    "413": "The body is over the limit (`body_too_large`; a gzip body also once inflated), or "
+    "a batch has too many items.",
     "414": "Path and query over `server.max_url_length` (`uri_too_long`).",
     "431": "Headers over `server.max_header_bytes` (`headers_too_large`).",
 }
+
+#: A POST body the tracker cannot read.
+_UNSUPPORTED_BODY = (
+    "A body that is neither JSON nor a form (`unsupported_media_type`), or has a "
+    "`Content-Encoding` other than gzip (`unsupported_content_encoding`)."
+)
 
 #: What the HTTP server (meinheld) refuses itself, answered in plain text.
 MEINHELD_REFUSALS = {
@@ -84,7 +91,7 @@ def responses(path: PathConfig, method: str) -> dict[str, Any]:
     response = path.response
     answers = refusals()
     if method == "POST":
-        answers["415"] = error("A body that is neither JSON nor a form.")
+        answers["415"] = error(_UNSUPPORTED_BODY)
     if response.type == "pixel":
         pixel = {
             "description": "The 1x1 transparent GIF.",
@@ -135,7 +142,7 @@ def batch_responses() -> dict[str, Any]:
         },
     }
     answers = refusals()
-    answers["415"] = error("A body that is not JSON.")
+    answers["415"] = error(_UNSUPPORTED_BODY.replace("neither JSON nor a form", "not JSON"))
     answers["200"] = {
         "description": "One result per item, in order.",
         "content": {

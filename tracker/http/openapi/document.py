@@ -58,11 +58,11 @@ class OpenApi:
             else:
                 operations = {"post": self.batch_operation(path)}
             self.spec.path(path=path.route, operations=operations)
-        self.spec.path(path="/healthz", operations={"get": health("The process serves.")})
-        self.spec.path(
-            path="/readyz",
-            operations={"get": health("Every collector can take events.", unready=True)},
-        )
+        # HEAD answers as GET does, without the body (for probes that send HEAD).
+        healthz = health("The process serves.")
+        self.spec.path(path="/healthz", operations={"get": healthz, "head": healthz})
+        readyz = health("Every collector can take events.", unready=True)
+        self.spec.path(path="/readyz", operations={"get": readyz, "head": readyz})
         document = self.spec.to_dict()
         order = ("openapi", "info", "paths", "components")
         return {key: document[key] for key in order if key in document}
@@ -82,6 +82,9 @@ class OpenApi:
             prop.pop("default", None) if spec.required else None
             prop["description"] = f"`{spec.name}` ({spec.type})"
             prop.update(wire_format(spec))
+            if spec.description:
+                separator = ": " if prop["description"].endswith(")") else " "
+                prop["description"] += separator + spec.description
             if spec.required and spec.type == "string" and not prop.get("minLength"):
                 # An empty value of a required field counts as absent (schema.gather).
                 prop["minLength"] = 1

@@ -91,8 +91,6 @@ def wire_format(spec: FieldConfig) -> dict[str, Any]:
             + (", or the exchange's encrypted price" if crypto else "")
             + ".",
         }
-    if spec.type == "loss_reason":
-        return {"minimum": 0}
     return {}
 
 

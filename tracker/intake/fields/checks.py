@@ -27,6 +27,9 @@ from marshmallow.utils import missing
 from tracker.adtech import openrtb
 from tracker.config.model import FieldConfig
 
+#: The field types whose ``min`` and ``max`` bound the value.
+RANGED = frozenset(("integer", "float", "loss_reason"))
+
 
 class Checks(validate.Validator):
     """A field's validators, with one inline pass for a value that meets them all.
@@ -40,7 +43,7 @@ class Checks(validate.Validator):
     def __init__(self, spec: FieldConfig, validators: list) -> None:
         self.validators = validate.And(*validators)
         self.macro = openrtb.unsubstituted_macro if spec.type == "string" else None
-        ranged = spec.type in ("integer", "float")
+        ranged = spec.type in RANGED
         self.minimum = spec.min if ranged else None
         self.maximum = spec.max if ranged else None
         self.min_length = spec.min_length
