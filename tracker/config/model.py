@@ -78,10 +78,20 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class EventIdConfig:
-    """Derive the event id from ``fields`` (all present) plus ``with_`` (when present)."""
+    """Which fields make two requests the same event (docs/event.md, "Event identity").
+
+    Attributes:
+        fields: All present: the id is the historical form over these and ``with_``.
+        with_: Also in the historical form; an absent value counts as empty.
+        extra: Appended to any derived form, each only when present.
+        fallback: When ``fields`` is incomplete, these all present still derive
+            the id (structured form over every present value); else it is random.
+    """
 
     fields: tuple[str, ...]
     with_: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,8 @@ class EventIdSchema(Schema):
         metadata={
             "description": (
                 "When every field listed has a value, the event id is a UUID 5 of the event"
-                " type and the values of `fields` then `with`; otherwise a random UUID 4."
+                " type and the values of `fields` then `with` (docs/event.md); otherwise "
+                "`fallback` decides."
             )
         },
     )
@@ -148,7 +149,31 @@ class EventIdSchema(Schema):
         fields.String(),
         data_key="with",
         load_default=list,
-        metadata={"description": ("Fields whose values also go into the id, when present.")},
+        metadata={
+            "description": (
+                "Fields whose values also go into the id; an absent one counts as empty."
+            )
+        },
+    )
+    extra = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={
+            "description": (
+                "Fields that also distinguish events, each only when present (a VAST "
+                "playhead): adding one changes no id of an event without it."
+            )
+        },
+    )
+    fallback = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={
+            "description": (
+                "When a field of `fields` is missing and every one of these is present, the"
+                " id is still derived, from every present value; otherwise a random UUID 4."
+            )
+        },
     )
 
 
