@@ -84,6 +84,8 @@ class EventIdConfig:
         fields: All present: the id is the historical form over these and ``with_``.
         with_: Also in the historical form; an absent value counts as empty.
         extra: Appended to any derived form, each only when present.
+        extra_when: Field name and values: ``extra`` counts only for events
+            whose field has one of them (a VAST pause's playhead, not a midpoint's).
         fallback: When ``fields`` is incomplete, these all present still derive
             the id (structured form over every present value); else it is random.
     """
@@ -92,6 +94,7 @@ class EventIdConfig:
     with_: tuple[str, ...]
     extra: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()
+    extra_when: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)

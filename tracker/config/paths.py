@@ -181,7 +181,14 @@ def _event_id(
         for i, ref in enumerate(names):
             if ref not in declared:
                 problems.add(f"{where}.event_id.{key}.{i}", f"unknown field {ref!r}")
-    return EventIdConfig(*(tuple(lists[key]) for key in _ID_KEYS))
+    when = loaded.get("extra_when") or {}
+    for ref in when:
+        if ref not in declared:
+            problems.add(f"{where}.event_id.extra_when.{ref}", f"unknown field {ref!r}")
+    return EventIdConfig(
+        *(tuple(lists[key]) for key in _ID_KEYS),
+        extra_when=tuple((ref, frozenset(map(str, values))) for ref, values in when.items()),
+    )
 
 
 def _response(

@@ -69,6 +69,8 @@ class BatchResource:
             return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')
         try:
             values = intake.validate(item_lookup(item))
+            event = intake.build(values, dict(context))
+            outcome = intake.dispatch(event)  # a collector may refuse it (Collector.admit)
         except Rejected as ex:
             count_rejection(intake.path.name, ex.reason)
             if self.stream is not None:
@@ -81,8 +83,6 @@ class BatchResource:
                     },
                 )
             return _item_error(index, ex.reason, ex.description, ex.errors)
-        event = intake.build(values, dict(context))
-        outcome = intake.dispatch(event)
         if outcome == UNSAFE:
             return _item_error(index, "unavailable", "Not stored durably; send this item again.")
         return {"index": index, "status": outcome, "id": event.id if outcome == ACCEPTED else None}

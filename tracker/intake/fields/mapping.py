@@ -28,6 +28,8 @@ _ATTRIBUTES: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("auction_price", "encrypted"): lambda p: p.encrypted,
     # 1 for a billable notice, 0 for AUDIT: a count that sums to billed impressions.
     ("auction_price", "units"): lambda p: int(p.billable),
+    # Names an encrypted token (a digest, never the token): the banker binds it to its auction.
+    ("auction_price", "token"): lambda p: p.token,
     ("loss_reason", "code"): lambda code: code,
     ("loss_reason", "name"): openrtb.loss_reason_name,
 }
@@ -73,6 +75,7 @@ class EventMapper:
         self.id_with = spec.with_ if spec else ()
         self.id_extra = spec.extra if spec else ()
         self.id_fallback = spec.fallback if spec else ()
+        self.id_extra_when = spec.extra_when if spec else ()
         # Every name the structured form may hold, each once, in a fixed order.
         self.id_names = tuple(
             dict.fromkeys((*self.id_fields, *self.id_with, *self.id_extra, *self.id_fallback))
@@ -115,14 +118,24 @@ class EventMapper:
             parts.extend(str(values[n]) if _present(values.get(n)) else "" for n in self.id_with)
             if not any(_SEPARATORS.intersection(p) for p in parts):
                 name = "\x1f".join(parts)
-                extra = {n: str(values[n]) for n in self.id_extra if _present(values.get(n))}
+                extra = self._extra(values)
                 if extra:
                     name += "\x1e" + _json(extra)
                 return name_id(EVENT_ID_NAMESPACE, name)
         elif not self.id_fallback or not all(_present(values.get(n)) for n in self.id_fallback):
             return None
         present = {n: str(values[n]) for n in self.id_names if _present(values.get(n))}
+        if self.id_extra and not self._extra(values):
+            for name in self.id_extra:
+                present.pop(name, None)
         return name_id(EVENT_ID_NAMESPACE, "\x1e" + _json([self.event_type, present]))
+
+    def _extra(self, values: dict[str, Any]) -> dict[str, str]:
+        """The present ``extra`` values, if ``extra_when`` lets them count for this event."""
+        for name, allowed in self.id_extra_when:
+            if str(values.get(name)) not in allowed:
+                return {}
+        return {n: str(values[n]) for n in self.id_extra if _present(values.get(n))}
 
 
 #: The historical form's separators: a value holding one takes the structured form.
