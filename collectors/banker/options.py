@@ -153,7 +153,7 @@ class BankerOptions(Schema):
         metadata={
             "description": (
                 "Seconds a price token is remembered with its auction (72 h; at least the "
-                "exchange's retry window). About 150 bytes of Redis memory per token."
+                "exchange's retry window). About 200 bytes of Redis memory per token."
             )
         },
     )
@@ -217,7 +217,8 @@ class BankerOptions(Schema):
         metadata={
             "description": (
                 "Seconds a notice id is remembered (72 h): duplicates within it are "
-                "refused. About 161 bytes of Redis memory per id."
+                "refused. About 360 bytes of Redis memory per id (its campaign's record "
+                "and its claim)."
             )
         },
     )

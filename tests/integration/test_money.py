@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.live import consume
 from tests.integration.money import CRYPTO, PRICE_KEYS, bank_server, banker, post_form, settled
+from tests.redisproc import RedisNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -23,6 +24,16 @@ def plain(tmp_path_factory, broker, redis_node):
     server = bank_server(tmp_path_factory.mktemp("plain"), broker, redis_node)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster():
+    """A three-master Redis Cluster on loopback, from scripts/redis/redis.sh."""
+    node = RedisNode(cluster=True)
+    node.down()
+    node.up()
+    yield node
+    node.down()
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +87,13 @@ def test_the_same_notice_for_two_campaigns_is_spent_once_and_flagged(plain):
     spent(plain, "first", (2000, 1))
     assert plain.get("/bill?aid=two-1&iid=i&bid=b&cid=second&price=2")[0] == 204
 
-    def flagged():
-        return ledger(plain, "second")["flagged"]["other_campaign_events"]
+    def second():
+        report = ledger(plain, "second")
+        return report["events"] + report.get("flagged", {}).get("other_campaign_events", 0)
 
-    assert settled(flagged, 1) == 1
+    assert settled(second, 1) == 1
     assert (ledger(plain, "second")["spend_micros"], ledger(plain, "first")["events"]) == (0, 1)
+    assert ledger(plain, "second")["flagged"]["other_campaign_events"] == 1
 
 
 def test_an_odd_currency_first_is_refused_and_the_campaign_keeps_its_own(plain):
@@ -137,3 +150,27 @@ def test_vast_pauses_at_two_playheads_and_errors_with_two_codes_are_four_events(
     ]
     assert len(events) == 5
     assert len({e["id"] for e in events}) == 4
+
+
+def test_on_redis_cluster_an_id_and_a_token_are_spent_once(tmp_path, broker, redis_cluster):
+    server = bank_server(tmp_path, broker, redis_cluster, **PRICE_KEYS)
+    try:
+        token = CRYPTO.encrypt(2_000_000, b"cluster-iv-00001")
+        notice = f"aid=cl-1&iid=i&bid=b&price={token}"
+        assert server.get(f"/bill?{notice}&cid=north")[0] == 204
+        spent(server, "north", (2000, 1))
+        assert server.get(f"/bill?{notice}&cid=south")[0] == 204  # same notice, other campaign
+        assert server.get(f"/bill?aid=cl-2&cid=south&price={token}")[0] == 409  # replayed
+        assert server.get(f"/bill?aid=cl-3&cid=south&price={token}&cur=EUR")[0] == 400
+
+        def south():
+            return ledger(server, "south")["flagged"]["other_campaign_events"]
+
+        assert settled(south, 1) == 1
+        assert ledger(server, "south")["spend_micros"] == 0
+        # Claims are keyed by the id and the token: they spread over the masters.
+        client = redis_cluster.client()
+        keys = [f"{server.prefix}:owner:{{x{i}}}" for i in range(20)]
+        assert len({client.get_node_from_key(k).name for k in keys}) > 1
+    finally:
+        server.stop()
