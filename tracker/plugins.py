@@ -105,7 +105,14 @@ class Refused(Exception):
 
 
 class Collector(Plugin):
-    """Receives events after preprocessing and delivers them somewhere."""
+    """Receives events after preprocessing and delivers them somewhere.
+
+    Attributes:
+        refusals: Status and description of each refusal :meth:`admit` may
+            answer, for the OpenAPI document of the paths that use the collector.
+    """
+
+    refusals: ClassVar[dict[str, str]] = {}
 
     def admit(self, event: Event, timeout: float | None) -> None:
         """Refuse the event (raise :class:`Refused`) before any collector of its path takes it.

@@ -47,6 +47,7 @@ class BankerCollector(Collector):
     """Aggregate billable notices per campaign and line item; flush them to Redis."""
 
     options_schema: ClassVar = BankerOptions
+    refusals: ClassVar = Guard.REFUSALS
 
     def __init__(self, name, options):
         super().__init__(name, options)

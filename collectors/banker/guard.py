@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from tracker.plugins import Refused
 
@@ -34,6 +34,14 @@ MAX_KNOWN = 10_000
 
 class Guard:
     """Refuse a notice in another currency, or with a token bound to another auction."""
+
+    #: What :meth:`check` answers, for the OpenAPI document.
+    REFUSALS: ClassVar[dict[str, str]] = {
+        "400": "The banker: a billing notice in another currency than its campaign's "
+        "(`currency_mismatch`).",
+        "409": "The banker: an encrypted price already used by another auction "
+        "(`price_token_reused`).",
+    }
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

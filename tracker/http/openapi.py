@@ -352,6 +352,12 @@ class OpenApi:
                 "headers": {"Location": {"schema": {"type": "string"}}},
                 "content": {"application/json": {}},
             }
+        for name in path.collectors:  # what a collector's admit() may answer first
+            for status, text in self.config.collectors[name].cls.refusals.items():
+                if status in answers:
+                    answers[status]["description"] += " " + text
+                else:
+                    answers[status] = _error(text)
         if path.delivery.mode == "durable":
             answers["503"] = {
                 "description": "Not stored durably in time: send it again after `Retry-After`.",
