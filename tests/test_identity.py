@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import ROOT
-from tracker.config import load_file
+from tracker.config import ConfigError, load_file, load_text
 from tracker.intake.fields.mapping import EVENT_ID_NAMESPACE, EventMapper
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
@@ -41,6 +41,12 @@ GOLDEN = [
         "video",
         {**IDS, "vast_event": "progress", "offset": "00:00:05"},
         "2e79803c-ae4a-5499-a391-3da5a8fa7ec5",
+    ),
+    # A once-per-view event's playhead does not count (docs/events.md's example id).
+    (
+        "video",
+        {**IDS, "vast_event": "midpoint", "playhead": "00:00:15.020"},
+        "ca2691c5-e8e6-5805-9869-ce534cb6bd80",
     ),
 ]
 
@@ -124,3 +130,17 @@ def test_different_values_never_share_an_id(pair):
     ida, idb = video.event_id(a), video.event_id(b)
     if ida is not None and idb is not None:
         assert (ida == idb) == (present(a) == present(b))
+
+
+def test_an_identity_naming_unknown_fields_is_refused_with_each_path():
+    shipped = (ROOT / "config" / "tracker.yaml").read_text()
+    bad = shipped.replace(
+        "extra_when: {vast_event: [pause,",
+        "extra_when: {vast_evnt: [pause,",
+    ).replace("fallback: [click_id, order_id]", "fallback: [clik_id, order_id]")
+    with pytest.raises(ConfigError) as refused:
+        load_text(bad, {})
+    assert refused.value.errors == [
+        "paths.conversion.event_id.fallback.0: unknown field 'clik_id'",
+        "paths.video.event_id.extra_when.vast_evnt: unknown field 'vast_evnt'",
+    ]
