@@ -119,3 +119,15 @@ def test_an_absurd_auction_time_never_raises(ts, tmp_path):
         metrics={"spend_micros": 1},
     )
     assert entries.entry(event).late is False
+
+
+def test_a_campaign_spent_before_the_upgrade_keeps_its_ledgers_currency(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)  # default_currency USD
+    ledger = collector._ledger()
+    ledger.client.hset(f"{ledger.keys.base('old')}:total", mapping={"currency": "EUR"})
+    collector.admit(notice("old", currency="EUR"), 5.0)  # not refused after the upgrade
+    with pytest.raises(Refused):
+        collector.admit(notice("old", currency="USD"), 5.0)
+    collector.collect(notice("old", spend=40, currency="EUR"))
+    assert report(collector, "old")["spend_micros"] == 40
+    collector.close(1.0)

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from tracker.plugins import Refused
 
 from . import metrics
@@ -62,7 +64,7 @@ class Guard:
         if ledger is not None:
             try:
                 currency, bound = self._ask(ledger(), entry)
-            except Exception as ex:  # redis-py's cluster errors are not all RedisError
+            except (RedisError, RedisClusterException, OSError) as ex:
                 # The notice is taken: the ledger's step decides and counts.
                 metrics.REDIS_ERRORS.labels(self.name).inc()
                 log.debug("banker %s: no answer at admission: %s", self.name, ex)
@@ -80,19 +82,28 @@ class Guard:
             )
 
     def _ask(self, ledger: Any, entry: Entry) -> tuple[str, str]:
-        """Read the campaign's currency and bind the token, in one round trip."""
+        """Read the campaign's currency and bind the token, in one round trip.
+
+        The currency as the Lua step decides it: the budget's own, else the one
+        the campaign's ledger is in (spent before currencies were configured),
+        else the default.
+        """
         keys = ledger.keys
+        base = keys.base(entry.campaign)
         pipe = ledger.client.pipeline(transaction=False)
-        pipe.hget(f"{keys.base(entry.campaign)}:budget", "currency")
+        pipe.hget(f"{base}:budget", "currency")
+        pipe.hget(f"{base}:total", "currency")
         if entry.token:
             pipe.set(keys.token(entry.token), entry.auction, nx=True, ex=self.token_ttl)
             pipe.get(keys.token(entry.token))
-        replies = pipe.execute()
-        own = replies[0]
-        currency = (own.decode() if isinstance(own, bytes) else own) if own else self.currency
+        replies = [_text(r) for r in pipe.execute()]
+        currency = replies[0] or replies[1] or self.currency
         if len(self._known) >= MAX_KNOWN:
             self._known.clear()
         self._known[entry.campaign] = currency
-        held = replies[2] if entry.token else None
-        bound = entry.auction if held is None else held.decode()
-        return currency, bound
+        held = replies[3] if entry.token else None
+        return currency, entry.auction if held is None else held
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value

@@ -271,15 +271,6 @@ class Ledger:
                 self.client.srem(key, campaign)
         return self.report(campaign, day)
 
-    def currency_of(self, campaign: str) -> str:
-        """The currency ``campaign`` is billed in: its own, else the configured one.
-
-        Raises:
-            redis.RedisError: Redis did not answer.
-        """
-        own = self.client.hget(f"{self.keys.base(campaign)}:budget", "currency")
-        return _text(own) if own else self.currency
-
 
 def _budget(raw: dict) -> tuple[dict[str, int], str | None]:
     """Split a budget hash into its caps and its currency."""

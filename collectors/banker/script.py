@@ -24,7 +24,9 @@ local id_ttl, day_ttl, now = ARGV[1], ARGV[2], ARGV[3]
 local total_k, budget_k, flag_k, lis_k = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local caps = redis.call('HMGET', budget_k, 'total_micros', 'daily_micros', 'currency')
 local total_cap, daily_cap = tonumber(caps[1]), tonumber(caps[2])
-local currency = caps[3] or ARGV[4]
+-- Configured (the budget's own, else the default); a campaign spent before currencies
+-- were configured keeps the one its ledger is in, so an upgrade refuses none of its notices.
+local currency = caps[3] or redis.call('HGET', total_k, 'currency') or ARGV[4]
 local total_before = tonumber(redis.call('HGET', total_k, 'spend_micros')) or 0
 local pos = 5
 local days, day_before = {}, {}
