@@ -76,10 +76,8 @@ class EventMapper:
         self.id_extra = spec.extra if spec else ()
         self.id_fallback = spec.fallback if spec else ()
         self.id_extra_when = spec.extra_when if spec else ()
-        # Every name the structured form may hold, each once, in a fixed order.
-        self.id_names = tuple(
-            dict.fromkeys((*self.id_fields, *self.id_with, *self.id_extra, *self.id_fallback))
-        )
+        # The names the structured form holds besides the counted extras, each once.
+        self.id_base = tuple(dict.fromkeys((*self.id_fields, *self.id_with, *self.id_fallback)))
 
     def parts(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int | float]]:
         """Return the event's dimensions and metrics."""
@@ -116,18 +114,17 @@ class EventMapper:
             parts = [self.event_type]
             parts.extend(str(values[n]) for n in self.id_fields)
             parts.extend(str(values[n]) if _present(values.get(n)) else "" for n in self.id_with)
-            if not any(_SEPARATORS.intersection(p) for p in parts):
-                name = "\x1f".join(parts)
+            name = "\x1f".join(parts)
+            # Two C-level scans: no value holds a separator (else the join is ambiguous).
+            if name.count("\x1f") == len(parts) - 1 and "\x1e" not in name:
                 extra = self._extra(values)
                 if extra:
                     name += "\x1e" + _json(extra)
                 return name_id(EVENT_ID_NAMESPACE, name)
         elif not self.id_fallback or not all(_present(values.get(n)) for n in self.id_fallback):
             return None
-        present = {n: str(values[n]) for n in self.id_names if _present(values.get(n))}
-        if self.id_extra and not self._extra(values):
-            for name in self.id_extra:
-                present.pop(name, None)
+        present = {n: str(values[n]) for n in self.id_base if _present(values.get(n))}
+        present.update(self._extra(values))
         return name_id(EVENT_ID_NAMESPACE, "\x1e" + _json([self.event_type, present]))
 
     def _extra(self, values: dict[str, Any]) -> dict[str, str]:
@@ -138,13 +135,10 @@ class EventMapper:
         return {n: str(values[n]) for n in self.id_extra if _present(values.get(n))}
 
 
-#: The historical form's separators: a value holding one takes the structured form.
-_SEPARATORS = frozenset("\x1e\x1f")
-
-
 def _present(value: Any) -> bool:
     return value is not None and value != ""
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: any text the caller sent, even a lone surrogate, encodes for the hash.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
