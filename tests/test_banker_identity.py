@@ -88,12 +88,15 @@ def test_currency_comes_from_config_and_set_budget_never_from_a_notice(redis_nod
 def test_admit_refuses_what_the_ledger_would_not_spend(redis_node, tmp_path):
     collector = banker(redis_node, tmp_path)
     collector._ledger().set_budget("gbp", None, None, DAY, "GBP")
+    collector.admit(notice("gbp", currency="GBP"), None)  # fast path, never read: no guess
     with pytest.raises(Refused) as refused:
-        collector.admit(notice(currency="EUR"), None)  # fast path: the default, no round trip
+        collector.admit(notice(currency="EUR"), 5.0)  # durable: read, the default
     assert (refused.value.status, refused.value.reason) == (400, "currency_mismatch")
     collector.admit(notice("gbp", currency="GBP"), 5.0)  # durable: the campaign's own
     with pytest.raises(Refused):
         collector.admit(notice("gbp", currency="USD"), 5.0)
+    with pytest.raises(Refused):
+        collector.admit(notice("gbp", currency="USD"), None)  # fast path: as last read
     first = notice(auction_id="a1", price_token="tok")
     collector.admit(first, 5.0)
     collector.admit(first, 5.0)  # a retry of the same notice

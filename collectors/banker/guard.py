@@ -11,8 +11,9 @@ rejected stream, and no collector has the event. Two things can be told then:
 On a ``durable`` path the request already waits, so the campaign's currency
 is read and the token bound in one pipelined round trip. On a fast path, or
 while Redis does not answer, only what this worker knows is checked (the
-default currency, or the campaign's last read); the rest is decided in the
-ledger's atomic step and counted there (docs/banker.md).
+campaign's currency as last read; a campaign it never read may have a
+currency of its own, so its notice is not refused on a guess); the rest is
+decided in the ledger's atomic step and counted there (docs/banker.md).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Guard:
             ledger: Returns the :class:`~collectors.banker.ledger.Ledger` when a
                 round trip is allowed and Redis is up; ``None`` otherwise.
         """
-        currency = self._known.get(entry.campaign, self.currency)
+        currency = self._known.get(entry.campaign)
         bound = entry.auction
         if ledger is not None:
             try:
@@ -68,7 +69,7 @@ class Guard:
                 # The notice is taken: the ledger's step decides and counts.
                 metrics.REDIS_ERRORS.labels(self.name).inc()
                 log.debug("banker %s: no answer at admission: %s", self.name, ex)
-        if entry.currency != currency:
+        if currency is not None and entry.currency != currency:
             raise Refused(
                 400,
                 "currency_mismatch",
@@ -81,7 +82,7 @@ class Guard:
                 "This encrypted price was already used by another auction; it is not billed.",
             )
 
-    def _ask(self, ledger: Any, entry: Entry) -> tuple[str, str]:
+    def _ask(self, ledger: Any, entry: Entry) -> tuple[str | None, str]:
         """Read the campaign's currency and bind the token, in one round trip.
 
         The currency as the Lua step decides it: the budget's own, else the one
