@@ -17,7 +17,7 @@ from tracker.adtech.openrtb import (
     parse_price,
     unsubstituted_macro,
 )
-from tracker.adtech.pricecrypto import PriceCrypto
+from tracker.adtech.pricecrypto import PriceCrypto, token_digest
 
 # Example keys and tokens of Google's "Decrypt Price Confirmations" page
 # (https://developers.google.com/authorized-buyers/rtb/response-guide/decrypt-price),
@@ -190,7 +190,8 @@ def test_limit_can_be_raised_for_small_currency_units():
 @pytest.mark.parametrize(("token", "micros"), GOOGLE_DOC_TOKENS)
 def test_google_documented_tokens(crypto, token, micros):
     assert crypto.decrypt(token) == micros
-    assert parse_price(token, crypto) == Price(billable=True, cpm_micros=micros, encrypted=True)
+    digest = token_digest(token)
+    assert parse_price(token, crypto) == Price(True, micros, encrypted=True, token=digest)
 
 
 @pytest.mark.parametrize(("token", "micros"), GOOGLE_DOC_TOKENS)
@@ -406,3 +407,12 @@ def test_loss_reasons_cover_the_standard_list():
 def test_loss_reasons_are_read_only():
     with pytest.raises(TypeError):
         LOSS_REASONS[1] = "changed"  # type: ignore[index]
+
+
+def test_a_token_is_named_by_its_bytes_not_its_spelling(crypto):
+    token, _ = GOOGLE_DOC_TOKENS[0]
+    padded = token + "=" * (-len(token) % 4)
+    assert parse_price(padded, crypto).token == parse_price(token, crypto).token
+    other, _ = GOOGLE_DOC_TOKENS[1]
+    assert parse_price(other, crypto).token != parse_price(token, crypto).token
+    assert parse_price("2.5", crypto).token is None

@@ -5,7 +5,8 @@ plugin API, the only part of ``tracker`` a collector or preprocessor (built in
 or third party) may import:
 
 - :mod:`tracker.plugins`: ``Plugin``, ``Collector``, ``Preprocessor`` (the
-  contract, in their docstrings) and ``PluginLoadError``.
+  contract, in their docstrings), ``Refused`` (what ``Collector.admit`` raises)
+  and ``PluginLoadError``.
 - :mod:`tracker.event`: ``Event``, what every collector receives.
 - :mod:`tracker.spool`: ``Spool`` and ``Segment``, a durable local queue for a
   collector whose sink can be down, and ``SpoolOptions``, the schema of its

@@ -32,6 +32,7 @@ from tracker.spool import Spool
 
 from . import metrics
 from .entries import Entries
+from .guard import Guard
 from .ledger import Applied, Entry, Exhausted, Ledger, connect
 from .notices import BudgetNotices
 from .options import BankerOptions
@@ -46,10 +47,12 @@ class BankerCollector(Collector):
     """Aggregate billable notices per campaign and line item; flush them to Redis."""
 
     options_schema: ClassVar = BankerOptions
+    refusals: ClassVar = Guard.REFUSALS
 
     def __init__(self, name, options):
         super().__init__(name, options)
         self.entries = Entries(name, options)
+        self.guard = Guard(name, options)
         spool = options["spool"]
         self.spool = Spool(spool["directory"], spool["max_bytes"], spool["segment_bytes"])
         self.notices = BudgetNotices(name, options["budget_events"])
@@ -102,6 +105,12 @@ class BankerCollector(Collector):
         self._flusher.start()
 
     # --- the request path ----------------------------------------------------------------
+
+    def admit(self, event: Event, timeout: float | None) -> None:
+        """Refuse a notice in another currency or with another auction's token (guard.py)."""
+        entry = self.entries.entry(event, count=False)
+        if entry is not None:
+            self.guard.check(entry, self._ledger if timeout is not None and self._up else None)
 
     def collect(self, event: Event) -> None:
         """Append the notice's spend to the aggregate; never blocks on Redis."""
@@ -195,7 +204,7 @@ class BankerCollector(Collector):
         if self.ledger is None:
             opts = self.options
             client = connect(opts["redis_url"], opts["cluster"], opts["socket_timeout"])
-            self.ledger = Ledger(client, opts["key_prefix"], opts["id_ttl"], opts["day_ttl"])
+            self.ledger = Ledger.from_options(client, opts)
         return self.ledger
 
     def _apply_batches(
@@ -240,8 +249,9 @@ class BankerCollector(Collector):
         metrics.APPLIED.labels(self.name).inc(result.applied)
         core_metrics.DELIVERED.labels(self.name).inc(result.applied)
         metrics.DUPLICATES.labels(self.name).inc(result.duplicates)
-        if result.refused_currency:
-            metrics.SKIPPED.labels(self.name, "currency_mismatch").inc(result.refused_currency)
+        for reason, count in result.flagged().items():
+            if count:
+                metrics.SKIPPED.labels(self.name, reason).inc(count)
         metrics.OVERSPEND.labels(self.name, "total").inc(result.overspend_total)
         metrics.OVERSPEND.labels(self.name, "daily").inc(result.overspend_daily)
         self._announce.extend(result.exhausted)

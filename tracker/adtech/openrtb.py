@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from tracker.adtech.errors import NoticeError
+from tracker.adtech.pricecrypto import token_digest
 
 if TYPE_CHECKING:
     from tracker.adtech.pricecrypto import PriceCrypto
@@ -95,11 +96,14 @@ class Price:
         cpm_micros: The price per thousand impressions in micro-units of the
             bid currency, or None when not billable.
         encrypted: Whether the exchange sent the price encrypted.
+        token: For an encrypted price, a digest naming the token
+            (:func:`~tracker.adtech.pricecrypto.token_digest`), else None.
     """
 
     billable: bool
     cpm_micros: int | None
     encrypted: bool
+    token: str | None = None
 
 
 AUDIT_PRICE = Price(billable=False, cpm_micros=None, encrypted=False)
@@ -168,7 +172,7 @@ def parse_price(
         cpm_micros = crypto.decrypt(text)
         if cpm_micros > max_cpm_micros:
             raise _too_large(Decimal(cpm_micros).scaleb(-6).normalize(), max_cpm_micros)
-        return Price(billable=True, cpm_micros=cpm_micros, encrypted=True)
+        return Price(billable=True, cpm_micros=cpm_micros, encrypted=True, token=token_digest(text))
     hint = (
         "" if crypto is not None else ", or is an encrypted price and no price keys are configured"
     )

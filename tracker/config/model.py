@@ -82,10 +82,23 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class EventIdConfig:
-    """Derive the event id from ``fields`` (all present) plus ``with_`` (when present)."""
+    """Which fields make two requests the same event (docs/event.md, "Event identity").
+
+    Attributes:
+        fields: All present: the id is the historical form over these and ``with_``.
+        with_: Also in the historical form; an absent value counts as empty.
+        extra: Appended to any derived form, each only when present.
+        extra_when: Field name and values: ``extra`` counts only for events
+            whose field has one of them (a VAST pause's playhead, not a midpoint's).
+        fallback: When ``fields`` is incomplete, these all present still derive
+            the id (structured form over every present value); else it is random.
+    """
 
     fields: tuple[str, ...]
     with_: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
+    extra_when: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -175,16 +175,28 @@ def _check_route_params(
             )
 
 
+#: The keys of an ``event_id`` block, in :class:`EventIdConfig`'s order.
+_ID_KEYS = ("fields", "with", "extra", "fallback")
+
+
 def _event_id(
     where: str, loaded: dict | None, declared: set[str], problems: Problems
 ) -> EventIdConfig | None:
     if not loaded:
         return None
-    for key, names in (("fields", loaded["fields_"]), ("with", loaded["with_"])):
+    lists = {key: loaded[key + "_" if key in ("fields", "with") else key] for key in _ID_KEYS}
+    for key, names in lists.items():
         for i, ref in enumerate(names):
             if ref not in declared:
                 problems.add(f"{where}.event_id.{key}.{i}", f"unknown field {ref!r}")
-    return EventIdConfig(fields=tuple(loaded["fields_"]), with_=tuple(loaded["with_"]))
+    when = loaded.get("extra_when") or {}
+    for ref in when:
+        if ref not in declared:
+            problems.add(f"{where}.event_id.extra_when.{ref}", f"unknown field {ref!r}")
+    return EventIdConfig(
+        *(tuple(lists[key]) for key in _ID_KEYS),
+        extra_when=tuple((ref, frozenset(map(str, values))) for ref, values in when.items()),
+    )
 
 
 def _response(

@@ -74,6 +74,10 @@ class BatchResource:
             return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')
         try:
             values = intake.validate(item_lookup(item))
+            event = intake.build(values, dict(context))
+            if intake.guard is not None and not intake.guard.allows(values, gpc):
+                intake.guard.scrub(event)
+            outcome = intake.dispatch(event)  # a collector may refuse it (Collector.admit)
         except Rejected as ex:
             count_rejection(intake.path.name, ex.reason)
             if self.stream is not None:
@@ -81,10 +85,6 @@ class BatchResource:
                     intake.path.name, ex, lambda limit: self._copy(req, name, item, index, limit)
                 )
             return _item_error(index, ex.reason, ex.description, ex.errors)
-        event = intake.build(values, dict(context))
-        if intake.guard is not None and not intake.guard.allows(values, gpc):
-            intake.guard.scrub(event)
-        outcome = intake.dispatch(event)
         if outcome == UNSAFE:
             return _item_error(index, "unavailable", "Not stored durably; send this item again.")
         return {"index": index, "status": outcome, "id": event.id if outcome == ACCEPTED else None}

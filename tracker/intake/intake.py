@@ -25,6 +25,7 @@ from tracker.intake.fields.schema import Lookup, build_schema, gather
 from tracker.intake.pipeline import Pipeline
 from tracker.intake.privacy import ConsentGuard
 from tracker.intake.refusals import Rejected
+from tracker.plugins import Refused
 
 
 class Intake:
@@ -92,7 +93,13 @@ class Intake:
         Returns:
             The pipeline's outcome: ``accepted``, ``dropped`` or ``unsafe``
             (a durable path could not make the event safe).
+
+        Raises:
+            Rejected: A collector refused the event before any took it.
         """
-        outcome = self.pipeline.dispatch(self.route, event)
+        try:
+            outcome = self.pipeline.dispatch(self.route, event)
+        except Refused as ex:
+            raise Rejected(ex.status, ex.reason, ex.description) from None
         metrics.inc(metrics.REQUESTS, self.path.name, outcome)
         return outcome

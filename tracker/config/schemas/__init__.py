@@ -34,10 +34,10 @@ from tracker.config.schemas.browser import (
 from tracker.config.schemas.field import (
     FieldSchema,
 )
+from tracker.config.schemas.identity import EventIdSchema
 from tracker.config.schemas.path import (
     BatchSchema,
     DeliverySchema,
-    EventIdSchema,
     PathSchema,
     RateLimitSchema,
     RedirectSchema,

@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields
 #: (``price.billable``); the first attribute is what the bare name means.
 FIELD_TYPES = ("string", "integer", "float", "boolean", "micros", "auction_price", "loss_reason")
 STRUCTURED = {
-    "auction_price": ("micros", "cpm_micros", "billable", "encrypted", "units"),
+    "auction_price": ("micros", "cpm_micros", "billable", "encrypted", "units", "token"),
     "loss_reason": ("code", "name"),
 }
 #: Field types, or ``type.attribute`` pairs, that can feed a metric.

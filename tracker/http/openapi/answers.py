@@ -8,6 +8,7 @@ a POST adds 415, a ``durable`` path 503. The success follows the path's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tracker.config import PathConfig
@@ -86,8 +87,14 @@ def refusals() -> dict[str, Any]:
     return answers
 
 
-def responses(path: PathConfig, method: str) -> dict[str, Any]:
-    """Return what a tracking path answers to ``method``: its success, then its refusals."""
+def responses(
+    path: PathConfig, method: str, collector_refusals: Iterable[dict[int | str, str]] = ()
+) -> dict[str, Any]:
+    """Return what a tracking path answers to ``method``: its success, then its refusals.
+
+    ``collector_refusals`` are the ``refusals`` of the path's collectors: what
+    their ``admit()`` may answer before any collector takes the event.
+    """
     response = path.response
     answers = refusals()
     if method == "POST":
@@ -118,6 +125,12 @@ def responses(path: PathConfig, method: str) -> dict[str, Any]:
             "headers": {"Location": {"schema": {"type": "string"}}},
             "content": {"application/json": {}},
         }
+    for declared in collector_refusals:
+        for status, text in declared.items():
+            if status in answers:
+                answers[status]["description"] += " " + text
+            else:
+                answers[status] = error(text)
     if path.delivery.mode == "durable":
         answers["503"] = {
             "description": "Not stored durably in time: send it again after `Retry-After`.",

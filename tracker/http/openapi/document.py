@@ -126,7 +126,11 @@ class OpenApi:
             "operationId": f"{path.name}_{method.lower()}",
             "summary": f"Track an event of type `{path.event_type}`",
             "parameters": parameters,
-            "responses": responses(path, method),
+            "responses": responses(
+                path,
+                method,
+                (self.config.collectors[name].cls.refusals for name in path.collectors),
+            ),
         }
         if body:
             schema = {"type": "object", "properties": body}
