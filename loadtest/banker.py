@@ -297,7 +297,7 @@ def collector_cost(config: Config, name: str, notices: int, batch: int = 500) ->
             type=next(iter(collector.options.events)),
             path="billing",
             id=f"cost-{run}-{i}",
-            dimensions={"campaign_id": f"cost-{run}-{i % 20}", "currency": "EUR"},
+            dimensions={"campaign_id": f"cost-{run}-{i % 20}", "currency": "USD"},
             metrics={next(iter(collector.options.events.values())): 2000 + i},
         )
         for i in range(notices)
@@ -317,7 +317,7 @@ def collector_cost(config: Config, name: str, notices: int, batch: int = 500) ->
     lua, cpu = [], []
     for b in range(max(1, notices // batch)):
         entries = [
-            Entry(f"lua-{b}-{i}", "cost", "li-1", "EUR", 2000, False, day) for i in range(batch)
+            Entry(f"lua-{b}-{i}", "cost", "li-1", "USD", 2000, False, day) for i in range(batch)
         ]
         started, cpu_started = time.perf_counter(), time.thread_time()
         (result,) = ledger.apply_many([("cost", entries)])

@@ -133,7 +133,7 @@ def _notice(i: int) -> dict[str, str | int]:
         "crid": f"cr-{i % 7}",
         "li": f"li-{i % 3}",
         "price": f"2.{i % 100:02d}",
-        "cur": "EUR",
+        "cur": "USD",  # the banker bills campaigns in its default_currency
     }
 
 

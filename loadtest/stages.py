@@ -85,10 +85,10 @@ class Stages:
         context = r.context(req)
         t = self._lap("extract and gather fields, request context", t, clock)
         values = intake.loader.load(raw)
-        t = self._lap("validation (marshmallow fields via validation.Loader)", t, clock)
+        t = self._lap("validation (marshmallow fields via checks.Loader)", t, clock)
         event = intake.build(values, context)
         t = self._lap("event build (dimensions, metrics, ids, time)", t, clock)
-        if r.path.user_id:
+        if r.guard is not None:
             r.identify(req, resp, values, event)
             t = self._lap("consent decision and user cookie", t, clock)
         for preprocessor in intake.route.preprocessors:

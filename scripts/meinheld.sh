@@ -15,7 +15,16 @@
 # the answer. scripts/meinheld/lingering-close.patch (its header says what it
 # changes) answers 414, 431, 501 or 400 in plain text with "Connection: close", and
 # closes as nginx does: write side shut, the rest of the request read and discarded
-# for at most 2 s and 1 MB, then close. The build fails if the patch does not apply.
+# for at most 2 s and 1 MB, then close.
+#
+# Unpatched, it writes the interim "100 Continue" to a client that sent "Expect:
+# 100-continue" only after it has read the whole body, which that client sends only
+# once it has the 100 (or after waiting for it: curl waits a second per POST).
+# scripts/meinheld/expect-continue.patch answers it as soon as the header is complete.
+#
+# The patches apply in the order of PATCHES; the build fails if one does not apply.
+# Running it again builds and installs the same thing again: it starts from a fresh
+# copy of the source every time.
 #
 # Its metadata pins greenlet<0.5, which does not build on Python 3.11; greenlet>=3
 # works with it, so it goes in with --no-deps after greenlet (PYTHON -m pip install
@@ -24,7 +33,7 @@ set -euo pipefail
 
 PYTHON=${1:?usage: meinheld.sh PYTHON}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PATCH=$ROOT/scripts/meinheld/lingering-close.patch
+PATCHES=(lingering-close.patch expect-continue.patch)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -42,8 +51,10 @@ grep -q '^#define SERVER "meinheld/1.0.2"$' "$header" || {
     exit 1
 }
 sed -i 's|^#define SERVER "meinheld/1.0.2"$|#define SERVER "tracker"|' "$header"
-patch -p1 --forward --batch --quiet -d "$src" < "$PATCH" || {
-    echo "meinheld.sh: $PATCH does not apply to meinheld 1.0.2" >&2
-    exit 1
-}
+for name in "${PATCHES[@]}"; do
+    patch -p1 --forward --batch --quiet -d "$src" < "$ROOT/scripts/meinheld/$name" || {
+        echo "meinheld.sh: scripts/meinheld/$name does not apply to meinheld 1.0.2" >&2
+        exit 1
+    }
+done
 "$PYTHON" -m pip install -q --no-deps "$src"

@@ -160,7 +160,7 @@ def test_stages_time_every_stage_of_an_impression(bench_app):
     assert {name: len(ns) for name, ns in stages.times.items()} == {
         "Falcon request and response objects": 3,
         "extract and gather fields, request context": 3,
-        "validation (marshmallow fields via validation.Loader)": 3,
+        "validation (marshmallow fields via checks.Loader)": 3,
         "event build (dimensions, metrics, ids, time)": 3,
         "consent decision and user cookie": 3,
         "preprocessor bots": 3,

@@ -14,7 +14,7 @@ import yaml
 
 from tests import ROOT
 from tests.apps import build_app
-from tracker import metrics
+from tests.metrics import counted
 from tracker.config import ConfigError, load_data
 from tracker.http.tag import SOURCE, Tag
 
@@ -38,7 +38,7 @@ def app():
 
 
 def rejected(path: str, reason: str) -> float:
-    return metrics.REJECTED.labels(path, reason)._value.get()
+    return counted("tracker_rejected_total", path=path, reason=reason)
 
 
 def test_tag_is_minified_small_and_valid_utf8():

@@ -108,11 +108,12 @@ def test_a_retried_notice_keeps_its_id_and_other_events_do_not_collide():
     get(client, "/win", aid="a1", iid="i1", bid="b1", price="2")
     get(client, "/vast/start", cid="c", aid="a1", iid="i1", bid="b1")
     get(client, "/vast/complete", cid="c", aid="a1", iid="i1", bid="b1")
-    get(client, "/bill", aid="a1", price="2")  # no impression or bid id: a random id
-    get(client, "/bill", aid="a1", price="2")
+    get(client, "/bill", aid="a1", price="2")  # no impression or bid id: the auction's own id
+    get(client, "/bill", aid="a1", iid="", bid="", price="2")  # its retry, empty ids absent
     ids = [e.id for e in memory["kafka"].events]
     assert ids[0] == ids[1]
-    assert len(set(ids[1:])) == len(ids) - 1
+    assert ids[-1] == ids[-2]
+    assert len(set(ids[1:-1])) == len(ids) - 2
 
 
 def test_an_encrypted_price_is_decrypted_and_a_tampered_one_refused():

@@ -153,3 +153,48 @@ def test_frozen_path_config():
     assert fields["q"].max_length == 1024  # server.max_field_length applies by default
     with pytest.raises(AttributeError):
         path.route = "/x"  # type: ignore[misc]
+
+
+NUMERIC_BOUNDS = """
+collectors: {mem: {type: memory}}
+paths:
+  hit:
+    route: /hit
+    event_type: hit
+    collectors: [mem]
+    fields:
+      n: {type: integer, max: 1e20}
+      f: {type: float, min: -1e300}
+      m: {type: micros, max: 1e12}
+      loss: {type: loss_reason, min: -1}
+      plain: {type: integer}
+      money: {type: micros}
+"""
+
+
+def test_numeric_bounds_default_to_their_type_s_and_cannot_be_wider():
+    with pytest.raises(ConfigError) as info:
+        load_text(NUMERIC_BOUNDS, {})
+    assert info.value.errors == [
+        "paths.hit.fields.n.max: Must be from -9007199254740991 to 9007199254740991 for type"
+        " integer. (found: '1e20')",
+        "paths.hit.fields.f.min: Must be from -9007199254740991 to 9007199254740991 for type"
+        " float. (found: '-1e300')",
+        "paths.hit.fields.m.max: Must be from -9000000000 to 9000000000 for type micros."
+        " (found: '1e12')",
+        "paths.hit.fields.loss.min: Must be from 0 to 9007199254740991 for type loss_reason."
+        " (found: -1)",
+    ]
+    fields = (
+        load_text(
+            NUMERIC_BOUNDS.split("      n:")[0] + "      plain: {type: integer}\n"
+            "      money: {type: micros}\n",
+            {},
+        )
+        .paths["hit"]
+        .fields
+    )
+    assert [(f.min, f.max) for f in fields] == [
+        (-(2**53 - 1), 2**53 - 1),
+        (-9_000_000_000, 9_000_000_000),
+    ]

@@ -281,6 +281,8 @@ def test_gdpr_applies_with_purpose_one(gdpr):
         (tc_string((1,))[:30], "gdpr_consent_invalid"),
         (tc_string((2, 3, 4)), "gdpr_no_purpose1"),
         (tc_string(purpose_one_treatment=1), "gdpr_no_purpose1"),
+        # Purpose 1 not disclosed: its consent bit says nothing.
+        (tc_string((1, 2), purpose_one_treatment=1), "gdpr_no_purpose1"),
         (SPEC_V23, "gdpr_no_purpose1"),
     ],
 )
@@ -296,6 +298,8 @@ def test_us_opt_out_vetoes_gdpr_consent():
     tc = tc_string((1,))
     assert may_store_identifier(1, tc, "1YYN") == decision(False, "us_privacy_opt_out")
     assert may_store_identifier(1, tc, None, GPP_USNAT_SALE) == decision(False, "gpp_opt_out")
+    assert may_store_identifier(1, tc, None, gpc=True) == decision(False, "gpc_opt_out")
+    assert may_store_identifier(0, None, "1NNN", gpc=True) == decision(False, "gpc_opt_out")
 
 
 @pytest.mark.parametrize("gdpr", [0, "0", False, "false"])

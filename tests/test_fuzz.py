@@ -41,19 +41,29 @@ ROUTES = [
 METHODS = ["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH"]
 KEYS = ["cid", "crid", "aid", "iid", "bid", "price", "value", "order", "currency", "quantity"]
 KEYS += ["clid", "url", "sig", "kid", "exp", "loss", "ph", "off", "dur", "err", "gdpr"]
-KEYS += ["gdpr_consent", "event", "x"]
+KEYS += ["gdpr_consent", "event", "x", "ts", "wt"]
 
 latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=60)
 escape = st.integers(0, 255).map(lambda b: f"%{b:02X}")
 broken = st.sampled_from(["%", "%G1", "%f", "%%", "%zz", "%C3", "%C3%28", "%FF%FE", "%00"])
 # Any text, percent-encoded as UTF-8: non-Latin-1 values reach the fields (and their errors).
 utf8 = st.text(min_size=1, max_size=5).map(lambda t: quote(t.encode("utf-8", "surrogatepass")))
-value = st.lists(st.one_of(latin1, escape, broken, utf8), max_size=6).map("".join)
+# Numbers past every field's maximum, and number texts Python would read and the tracker does not.
+huge = st.sampled_from(
+    ["9" * 30, "-" + "9" * 30, "1" + "0" * 400, "9007199254740993", "99999999999999.5", "1e400"]
+) | st.sampled_from(["1E2", "1_0", "%D9%A1%D9%A0", "%EF%BC%91", "+5", "0x10", "NaN"])
+value = st.lists(st.one_of(latin1, escape, broken, utf8, huge), max_size=6).map("".join) | huge
 query = st.lists(st.tuples(st.sampled_from(KEYS) | latin1, value), max_size=8).map(
     lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)
 )
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**15, max_value=10**1000)
+    | st.floats()
+    | st.text(max_size=20)
+    | huge,
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),

@@ -12,7 +12,7 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.config import load_file
 from tracker.config.reference import render, undocumented
-from tracker.http.openapi import OpenApi
+from tracker.http.openapi.document import OpenApi
 from tracker.process.docs import generated
 
 SHIPPED = ROOT / "config" / "tracker.yaml"
@@ -58,8 +58,17 @@ def test_parameters_carry_what_the_tracker_enforces():
     assert params["gdpr"]["schema"] == {
         "type": "integer",
         "enum": [0, 1],
+        "minimum": -(2**53 - 1),
+        "maximum": 2**53 - 1,
         "description": "`gdpr` (integer)",
     }
+    bill = {p["name"]: p for p in document()["paths"]["/bill"]["get"]["parameters"]}
+    assert (bill["ts"]["schema"]["minimum"], bill["ts"]["schema"]["maximum"]) == (0, 9999999999999)
+    vast = {p["name"]: p for p in document()["paths"]["/vast/{event}"]["get"]["parameters"]}
+    assert vast["ph"]["schema"]["description"] == (
+        "`playhead` (string): [ADPLAYHEAD], HH:MM:SS or HH:MM:SS.mmm, at most 99:59:59.999;"
+        " becomes playhead_ms."
+    )
     assert sorted(imp["responses"]) == ["200", "400", "413", "414", "431"]
     video = document()["paths"]["/vast/{event}"]["get"]
     (event,) = [p for p in video["parameters"] if p["in"] == "path"]

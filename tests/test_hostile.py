@@ -179,3 +179,85 @@ def test_the_user_cookie_needs_the_configured_vendor_s_consent(vendors, cookie):
 )
 def test_query_encoding_check(query, valid):
     assert valid_query(query) is valid
+
+
+#: A valid value of each parameter a shipped path requires, so that a request gets
+#: past them to the field it attacks.
+REQUIRED = {"cid": "c1", "aid": "a1", "price": "1.5", "loss": "102", "name": "n1"}
+REQUIRED["url"] = "https://example.com/"
+NUMERIC_TYPES = ("integer", "float", "micros", "loss_reason", "auction_price")
+#: Every numeric field of every shipped path, with each source it is read from.
+NUMERIC_FIELDS = [
+    (path, spec, source)
+    for path in load_text((ROOT / "config" / "tracker.yaml").read_text(), {}).paths.values()
+    if path.batch is None
+    for spec in path.fields
+    if spec.type in NUMERIC_TYPES
+    for source in spec.sources
+    if source != "body" or "POST" in path.methods
+]
+#: Huge numbers as a caller can send them: text in any source, and numbers in JSON.
+HUGE = ["9" * 30, "-" + "9" * 30, "1" + "0" * 400, "99999999999999.5", "9007199254740993"]
+JSON_HUGE = [b'"' + b"9" * 40_000 + b'"', b"1" + b"0" * 30, b"-1" + b"0" * 4000, b"1e400"]
+
+
+def _numeric_request(path, spec, source: str, raw: bytes) -> dict:
+    """The simulate_request arguments sending ``raw`` as ``spec`` by ``source``."""
+    route = path.route.replace("{event}", "start")
+    required = {k: v for k, v in REQUIRED.items() if k in {f.key for f in path.fields}}
+    required.pop(spec.key, None)
+    if source == "query":
+        query = urlencode(required) + f"&{spec.key}=" + raw.decode()
+        return {"method": "GET", "path": route, "query_string": query}
+    body = b'{"%s": %s' % (spec.key.encode(), raw)
+    body += b"".join(b', "%s": "%s"' % (k.encode(), v.encode()) for k, v in required.items())
+    headers = {"Content-Type": "application/json"}
+    return {"method": "POST", "path": route, "body": body + b"}", "headers": headers}
+
+
+@pytest.fixture(scope="module")
+def numeric_app():
+    return client_for({"TRACKER_CLICK_KEYS": KEYS})
+
+
+@pytest.mark.parametrize(
+    ("path", "spec", "source"),
+    NUMERIC_FIELDS,
+    ids=[f"{p.name}.{s.name}.{src}" for p, s, src in NUMERIC_FIELDS],
+)
+def test_a_huge_number_in_any_numeric_field_is_refused_by_the_field(
+    numeric_app, path, spec, source
+):
+    client, memory = numeric_app
+    for collector in memory.values():
+        collector.events.clear()
+    values = [b'"' + v.encode() + b'"' for v in HUGE] + JSON_HUGE
+    for raw in values if source == "body" else [v.encode() for v in HUGE]:
+        resp = client.simulate_request(**_numeric_request(path, spec, source, raw))
+        if path.response.always:
+            assert resp.status_code == 200, raw[:40]
+            error = resp.headers["x-tracker-error"]
+            assert error.startswith(f"invalid_fields: {spec.name}: "), error
+        else:
+            assert resp.status_code == 400, (raw[:40], resp.text[:300])
+            assert list(resp.json["errors"]) == [spec.name], resp.json
+    assert [e for c in memory.values() for e in c.events if e.type != "rejected"] == []
+
+
+def test_every_numeric_field_of_the_shipped_config_has_a_maximum():
+    for path, spec, _ in NUMERIC_FIELDS:
+        if spec.type != "auction_price":  # bounded by openrtb.MAX_CPM_MICROS
+            assert spec.max is not None and spec.max <= 2**53 - 1, (path.name, spec.name)
+
+
+@pytest.mark.parametrize("name", ["playhead", "duration", "offset"])
+def test_a_huge_vast_time_is_left_out_with_a_warning(name):
+    client, memory = client_for()
+    key = {"playhead": "ph", "duration": "dur", "offset": "off"}[name]
+    resp = client.simulate_get("/vast/progress", params={"cid": "c1", key: "9" * 20 + ":00:00"})
+    assert resp.status_code == 200 and "x-tracker-error" not in resp.headers
+    (event,) = memory["kafka"].events
+    assert event.dimensions["vast_warning"].startswith(f"invalid {name} '999")
+    assert f"{name}_ms" not in event.metrics
+    client.simulate_get("/vast/progress", params={"cid": "c1", key: "99:59:59.999999"})
+    assert memory["kafka"].events[1].metrics[f"{name}_ms"] == 359_999_999

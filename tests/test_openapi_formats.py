@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from decimal import Decimal
 from typing import Any
 
 import falcon.testing
@@ -21,7 +22,8 @@ from tests import ROOT
 from tests.apps import build_app
 from tracker.adtech import landing, openrtb
 from tracker.config import load_file
-from tracker.http.openapi import OpenApi, _decimal_pattern, _landing_format
+from tracker.http.openapi.document import OpenApi
+from tracker.http.openapi.formats import decimal_pattern, landing_format
 from tracker.intake.fields.schema import Micros, build_schema
 
 CONFIG = load_file(ROOT / "config" / "tracker.yaml", {})
@@ -39,13 +41,30 @@ def patterned_fields():
                 yield pytest.param(path, spec.name, prop["pattern"], id=f"{path.name}.{spec.name}")
 
 
+def spelled_price(text: str) -> openrtb.Price:
+    """The price a clear-text notice value spells: AUDIT, or a CPM of at most 6 places."""
+    if text.upper() == "AUDIT":
+        return openrtb.AUDIT_PRICE
+    return openrtb.Price(billable=True, cpm_micros=int(Decimal(text) * 1_000_000), encrypted=False)
+
+
+def spelled(field_type: str, text: str) -> Any:
+    """The value a text the document allows stands for, as the tracker should load it."""
+    if field_type == "micros":
+        return int(Decimal(text) * 1_000_000)
+    if field_type == "auction_price":
+        return spelled_price(text)
+    return text
+
+
 @pytest.mark.parametrize(("path", "name", "pattern"), list(patterned_fields()))
 @SETTINGS
 @given(data=st.data())
 def test_every_text_a_field_s_pattern_allows_loads(path, name, pattern, data):
     text = data.draw(st.from_regex(pattern, fullmatch=True))
-    field = build_schema(path).fields[name]
-    field.deserialize(text)
+    field_type = next(f.type for f in path.fields if f.name == name)
+    loaded = build_schema(path).fields[name].deserialize(text)
+    assert loaded == spelled(field_type, text)
 
 
 BOUNDS = [(0, 1_000_000), (-1e9, 1e9), (None, None), (0, None), (-5, 10), (0, 9), (-100, 3)]
@@ -55,14 +74,14 @@ BOUNDS = [(0, 1_000_000), (-1e9, 1e9), (None, None), (0, None), (-5, 10), (0, 9)
 @SETTINGS
 @given(data=st.data())
 def test_a_decimal_inside_the_pattern_is_inside_the_bounds(minimum, maximum, data):
-    pattern = _decimal_pattern(minimum, maximum)
+    pattern = decimal_pattern(minimum, maximum)
     text = data.draw(st.from_regex(pattern, fullmatch=True))
     micros = Micros(minimum=minimum, maximum=maximum).deserialize(text)
     assert isinstance(micros, int)
 
 
 def test_a_decimal_pattern_refuses_what_the_tracker_refuses():
-    pattern = re.compile(_decimal_pattern(0, 1_000_000))
+    pattern = re.compile(decimal_pattern(0, 1_000_000))
     for text in ("", "-1", "1e3", "1.1234567", "1000001", "NaN", " 1", "1."):
         assert not pattern.fullmatch(text), text
     assert pattern.fullmatch("999999.999999")
@@ -72,14 +91,14 @@ def test_a_decimal_pattern_refuses_what_the_tracker_refuses():
 @given(data=st.data())
 def test_every_landing_url_the_pattern_allows_is_allowed(data):
     redirect = CONFIG.paths["click"].response.redirect
-    pattern = _landing_format(redirect)["pattern"]
+    pattern = landing_format(redirect)["pattern"]
     url = data.draw(st.from_regex(pattern, fullmatch=True))
     host = landing.check_landing_url(url)
     assert landing.compile_allow_list(redirect.allowed_hosts)(host), url
 
 
 def test_the_landing_pattern_refuses_other_hosts():
-    pattern = re.compile(_landing_format(CONFIG.paths["click"].response.redirect)["pattern"])
+    pattern = re.compile(landing_format(CONFIG.paths["click"].response.redirect)["pattern"])
     for url in (
         "https://evil.com/",
         "https://example.com.evil.com/",
@@ -97,7 +116,8 @@ def test_the_landing_pattern_refuses_other_hosts():
 def test_every_price_the_pattern_allows_parses(data):
     spec = next(f for f in CONFIG.paths["win"].fields if f.name == "price")
     pattern = OpenApi(CONFIG).properties(CONFIG.paths["win"])["price"][1]["pattern"]
-    openrtb.parse_price(data.draw(st.from_regex(pattern, fullmatch=True)), spec.price_crypto)
+    text = data.draw(st.from_regex(pattern, fullmatch=True))
+    assert openrtb.parse_price(text, spec.price_crypto) == spelled_price(text)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from tests import ROOT
 from tests.apps import build_app
-from tracker import metrics
+from tests.metrics import counted
 from tracker.config import ConfigError, load_text
 
 SHIPPED = (ROOT / "config" / "tracker.yaml").read_text()
@@ -62,7 +62,9 @@ def test_a_refusal_reaches_the_stream_without_ip_or_cookies_and_values_cut():
         "request": {
             "method": "GET",
             "path": "/imp",
-            "query": {"crid": "cr1", "price": "-1", "note": "x" * 64},
+            "fields": {"creative_id": "cr1", "price": "-1"},
+            "withheld": [],
+            "undeclared": ["note"],
             "user_agent": "UA/" + "u" * 61,
             "referer": "https://pub.example/page",
             "content_type": None,
@@ -74,11 +76,13 @@ def test_a_refusal_reaches_the_stream_without_ip_or_cookies_and_values_cut():
 
 
 def test_the_doc_s_example_is_what_the_stream_receives():
-    (example,) = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "rejected.md").read_text(), re.S)
+    doc = (ROOT / "docs" / "rejected.md").read_text()
+    (example,) = re.findall(r"```json\n(.*?)```", doc, re.S)
+    (query,) = re.findall(r"`GET /imp\?(.*?)`", doc)
     client, memory = client_for()
     client.simulate_get(
         "/imp",
-        query_string="crid=cr1",
+        query_string=query,
         headers={
             "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
             "(KHTML, like Gecko) Chrome/120.0 Safari/537.36",
@@ -98,21 +102,22 @@ def test_refusals_before_routing_and_batch_items_reach_the_stream():
     assert first.path == second.path == "win"
     assert first.dimensions["request"]["item"] == {
         "index": 0,
-        "fields": {"event": "win", "aid": "a1"},
+        "fields": {"auction_id": "a1"},
+        "withheld": [],
+        "undeclared": [],
     }
     assert second.dimensions["request"]["item"]["index"] == 1
 
 
 def test_the_stream_is_capped_per_second_and_sampled():
-    capped = metrics.REJECTED_CAPPED.labels("conversion")._value.get()
+    capped = counted("tracker_rejected_stream_capped_total", path="conversion")
     client, memory = client_for(("max_per_second: 100", "max_per_second: 3"))
     for _ in range(10):
         client.simulate_get("/conv")
     # Ten refusals in (almost certainly) one second: three kept, seven counted as capped.
     assert len(rejected_events(memory)) in (3, 6)
-    assert metrics.REJECTED_CAPPED.labels("conversion")._value.get() - capped == 10 - len(
-        rejected_events(memory)
-    )
+    now_capped = counted("tracker_rejected_stream_capped_total", path="conversion")
+    assert now_capped - capped == 10 - len(rejected_events(memory))
     client, memory = client_for(("sample_rate: 1.0", "sample_rate: 0.0"))
     client.simulate_get("/conv")
     assert rejected_events(memory) == []
@@ -223,7 +228,9 @@ def test_an_unknown_path_and_a_wrong_method_reach_the_stream_and_the_metrics():
         "unknown_path",
     )
     assert first.dimensions["request"]["path"] == "/wp-login.php"
-    assert first.dimensions["request"]["query"] == {"q": "w" * 64}
+    # No path declares anything at an unknown URL: parameters by name only.
+    assert first.dimensions["request"]["fields"] == {}
+    assert first.dimensions["request"]["undeclared"] == ["q"]
     assert (second.path, second.dimensions["status"], second.dimensions["reason"]) == (
         "conversion",
         405,

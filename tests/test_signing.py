@@ -17,7 +17,6 @@ from tracker.adtech.landing import (
     UnsafeUrl,
     check_landing_url,
     compile_allow_list,
-    host_allowed,
     to_location,
 )
 from tracker.adtech.signing import SignatureError, UrlSigner, parse_keys
@@ -68,30 +67,33 @@ def test_non_ascii_url_is_signed_as_utf8():
     assert signer().sign(url)["sig"] == b64(digest).rstrip("=")
 
 
-def test_round_trip_with_and_without_expiry():
+@pytest.mark.parametrize("expires", [EXP, None], ids=["expiring", "not expiring"])
+def test_round_trip_with_and_without_expiry(expires):
     s = signer()
-    for expires in (EXP, None):
-        p = s.sign(LANDING, expires)
-        s.verify(p["url"], p["sig"], p["kid"], p.get("exp"), NOW)
+    p = s.sign(LANDING, expires)
+    assert s.verify(p["url"], p["sig"], p["kid"], p.get("exp"), NOW) == "k2"
+    changed = LANDING + "&z=3"
+    assert reason(lambda: s.verify(changed, p["sig"], p["kid"], p.get("exp"), NOW)) == (
+        "bad_signature"
+    )
 
 
 def test_without_kid_every_key_is_tried():
     s = signer()
     p = s.sign(LANDING, EXP, key_id="k1")
-    s.verify(LANDING, p["sig"], None, p["exp"], NOW)
+    assert s.verify(LANDING, p["sig"], None, p["exp"], NOW) == "k1"
 
 
 def test_newest_key_signs_by_default_unless_told():
     assert signer().default_key_id == "k2"
     assert UrlSigner({"k1": OLD, "k2": NEW}, default_key_id="k1").sign(LANDING)["kid"] == "k1"
     assert signer().sign(LANDING, key_id="k1")["kid"] == "k1"
-    assert signer().key_ids == ("k1", "k2")
 
 
 def test_padded_signature_is_accepted():
     s = signer()
     p = s.sign(LANDING, EXP)
-    s.verify(LANDING, p["sig"] + "=", "k2", p["exp"], NOW)
+    assert s.verify(LANDING, p["sig"] + "=", "k2", p["exp"], NOW) == "k2"
 
 
 @pytest.mark.parametrize("sig", [None, ""])
@@ -460,12 +462,12 @@ def test_allow_list(host, allowed):
         "[2001:db8:0::1]",
     ]
     assert compile_allow_list(patterns)(host) is allowed
-    assert host_allowed(host, patterns) is allowed
 
 
 def test_wildcard_does_not_match_the_domain_itself():
-    assert not host_allowed("example.com", ["*.example.com"])
-    assert host_allowed("a.example.com", ["*.example.com"])
+    allowed = compile_allow_list(["*.example.com"])
+    assert not allowed("example.com")
+    assert allowed("a.example.com")
 
 
 def test_empty_allow_list_allows_nothing():

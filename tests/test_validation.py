@@ -22,10 +22,23 @@ from tracker.intake.fields.schema import build_schema
 CONFIG = load_file(ROOT / "config" / "tracker.yaml")
 PATHS = [p for p in CONFIG.paths.values() if p.batch is None]
 
-#: Stock marshmallow for what the tracker subclasses only to validate faster.
+
+def _stock(tracker_field: type, stock: type) -> type:
+    """marshmallow's ``stock`` field reading values as ``tracker_field`` does (numbers, strings)."""
+    return type(
+        f"Stock{stock.__name__}",
+        (stock,),
+        {
+            "_deserialize": tracker_field._deserialize,
+            "default_error_messages": tracker_field.default_error_messages,
+        },
+    )
+
+
+#: Stock marshmallow validation for what the tracker subclasses to validate faster.
 _STOCK = {
-    "string": lambda spec, **common: fields.String(**common),
-    "integer": lambda spec, **common: fields.Integer(strict=False, **common),
+    "string": lambda spec, **common: _stock(tracker_fields.String, fields.String)(**common),
+    "integer": lambda spec, **common: _stock(tracker_fields.Integer, fields.Integer)(**common),
     "boolean": lambda spec, **common: fields.Boolean(**common),
 }
 

@@ -19,7 +19,8 @@ configured block, per worker process):
 2. ``open()`` in each worker, after the fork.
 3. ``collect(event)`` on the request path (the one method a collector must
    write), or ``deliver(event, timeout)`` on a path whose delivery class is
-   ``durable``.
+   ``durable``; before either, ``admit(event, timeout)`` of every collector of
+   the path, which may refuse the event (:class:`Refused`).
 4. ``health()`` for ``/readyz``.
 5. ``close(timeout)`` when the worker stops: deliver or keep what is buffered,
    release; every collector is closed at once, within one shared deadline.
@@ -155,8 +156,38 @@ class Plugin:
         return Health(True)
 
 
+class Refused(Exception):
+    """An event a collector refuses in :meth:`Collector.admit`, before any collector takes it.
+
+    The caller gets ``status`` (a 4xx) with ``reason`` and ``description``,
+    counted and offered to the rejected stream like any refusal.
+    """
+
+    def __init__(self, status: int, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.reason = reason
+        self.description = description
+
+
 class Collector(Plugin):
-    """Receives events after preprocessing and delivers them somewhere."""
+    """Receives events after preprocessing and delivers them somewhere.
+
+    Attributes:
+        refusals: Status and description of each refusal :meth:`admit` may
+            answer, for the OpenAPI document of the paths that use the collector.
+    """
+
+    refusals: ClassVar[dict[str, str]] = {}
+
+    def admit(self, event: Event, timeout: float | None) -> None:
+        """Refuse the event (raise :class:`Refused`) before any collector of its path takes it.
+
+        Called only for collectors that override it, after the preprocessors.
+        ``timeout`` is the path's delivery timeout on a ``durable`` path, where
+        the request already waits and a round trip is allowed; ``None`` on a
+        fast path, where this must not block. It must raise nothing else.
+        """
 
     def collect(self, event: Event) -> None:
         """Take one event; called on the request path.

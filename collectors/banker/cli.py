@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def register(sub: argparse._SubParsersAction, load_config: Callable[[str | None], Any]) -> None:
@@ -42,6 +43,11 @@ def register(sub: argparse._SubParsersAction, load_config: Callable[[str | None]
     budget.add_argument(
         "--clear", action="append", choices=("daily", "total"), default=[], help="remove a cap"
     )
+    budget.add_argument(
+        "--currency",
+        type=_currency,
+        help="the campaign's currency (ISO 4217), instead of the banker's default_currency",
+    )
     _common(budget, load_config)
     budget.set_defaults(func=cmd_set_budget)
 
@@ -60,6 +66,12 @@ def _day(text: str) -> str:
         time.strptime(text, "%Y-%m-%d")
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date") from None
+    return text
+
+
+def _currency(text: str) -> str:
+    if not CURRENCY.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 4217 code like USD")
     return text
 
 
@@ -89,11 +101,11 @@ def _ledger(args: argparse.Namespace):
         found = ", ".join(sorted(bankers)) or "none"
         raise SystemExit(f"name the banker collector with --collector (found: {found})")
     client = connect(options.redis_url, options.cluster, 5.0)
-    return Ledger(client, options.key_prefix, options.id_ttl, options.day_ttl)
+    return Ledger.from_options(client, options)
 
 
 def cmd_spend(args: argparse.Namespace) -> int:
-    """Print ``{"<campaign>": {"spend_micros": N, "events": N, ...}}``."""
+    """Print ``{"<campaign>": {"spend_micros": N, "currency": "USD", "flagged": {...}, ...}}``."""
     import redis
 
     try:
@@ -113,14 +125,17 @@ def cmd_set_budget(args: argparse.Namespace) -> int:
 
     daily = -1 if "daily" in args.clear else args.daily_micros
     total = -1 if "total" in args.clear else args.total_micros
-    if daily is None and total is None:
-        print("give --daily-micros, --total-micros or --clear", file=sys.stderr)
+    if daily is None and total is None and args.currency is None:
+        print("give --daily-micros, --total-micros, --clear or --currency", file=sys.stderr)
         return 2
     today = time.strftime("%Y-%m-%d", time.gmtime())
     try:
-        report = _ledger(args).set_budget(args.campaign, daily, total, today)
+        report = _ledger(args).set_budget(args.campaign, daily, total, today, args.currency)
     except redis.RedisError as ex:
         print(f"redis: {ex}", file=sys.stderr)
         return 1
+    except ValueError as ex:
+        print(ex, file=sys.stderr)
+        return 2
     print(json.dumps({args.campaign: report}, indent=args.indent, sort_keys=True))
     return 0

@@ -28,6 +28,7 @@ from tracker.spool import OutboxCollector, Report
 
 from . import metrics
 from .entries import Entries
+from .guard import Guard
 from .ledger import Applied, Entry, Exhausted, Ledger, connect
 from .notices import BudgetNotices
 from .options import BankerConfig, BankerOptions
@@ -39,12 +40,14 @@ class BankerCollector(OutboxCollector):
     """Aggregate billable notices per campaign and line item; apply them to Redis."""
 
     options_schema: ClassVar = BankerOptions
+    refusals: ClassVar = Guard.REFUSALS
     sink_noun = "redis"
     record_noun = "notices"
 
     def __init__(self, name: str, options: BankerConfig) -> None:
         super().__init__(name, options)
         self.entries = Entries(name, options)
+        self.guard = Guard(name, options)
         self.notices = BudgetNotices(name, options.budget_events)
         self.make_outbox(
             options.spool,
@@ -81,6 +84,13 @@ class BankerCollector(OutboxCollector):
         self.notices.close(timeout)
 
     # --- records ------------------------------------------------------------------------
+
+    def admit(self, event: Event, timeout: float | None) -> None:
+        """Refuse a notice in another currency or with another auction's token (guard.py)."""
+        entry = self.entries.entry(event, count=False)
+        if entry is not None:
+            up = timeout is not None and self.outbox.up
+            self.guard.check(entry, self._ledger if up else None)
 
     def record(self, event: Event) -> Entry | None:
         """The notice's ledger entry; ``None`` (counted as skipped) when it is not spent."""
@@ -131,7 +141,7 @@ class BankerCollector(OutboxCollector):
         if self.ledger is None:
             opts = self.options
             client = connect(opts.redis_url, opts.cluster, opts.socket_timeout)
-            self.ledger = Ledger(client, opts.key_prefix, opts.id_ttl, opts.day_ttl)
+            self.ledger = Ledger.from_options(client, opts)
         return self.ledger
 
     def _apply(
@@ -168,8 +178,9 @@ class BankerCollector(OutboxCollector):
     def _count(self, result: Applied) -> None:
         metrics.APPLIED.labels(self.name).inc(result.applied)
         metrics.DUPLICATES.labels(self.name).inc(result.duplicates)
-        if result.refused_currency:
-            metrics.SKIPPED.labels(self.name, "currency_mismatch").inc(result.refused_currency)
+        for reason, count in result.flagged().items():
+            if count:
+                metrics.SKIPPED.labels(self.name, reason).inc(count)
         metrics.OVERSPEND.labels(self.name, "total").inc(result.overspend_total)
         metrics.OVERSPEND.labels(self.name, "daily").inc(result.overspend_daily)
         self._announce.extend(result.exhausted)

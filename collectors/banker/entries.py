@@ -11,7 +11,7 @@ from typing import Any
 from tracker.event import Event
 
 from . import metrics
-from .ledger import Entry
+from .records import Entry
 
 
 class Entries:
@@ -28,8 +28,15 @@ class Entries:
         """Bind the metric children, after the fork."""
         self._late_count = metrics.LATE.labels(self.name)
 
-    def entry(self, event: Event) -> Entry | None:
-        """Reduce an event to a ledger entry; ``None`` (counted) when it is not spent."""
+    def entry(self, event: Event, count: bool = True) -> Entry | None:
+        """Reduce an event to a ledger entry; ``None`` when it is not spent.
+
+        Args:
+            event: The notice.
+            count: Count a skipped or late notice (``False`` for the look
+                :meth:`~collectors.banker.collector.BankerCollector.admit` takes
+                before ``collect``, so that nothing is counted twice).
+        """
         opts = self.options
         metric = self.events.get(event.type)
         dims = event.dimensions
@@ -49,12 +56,15 @@ class Entries:
         if reason is None and not isinstance(spend, int):
             reason = "no_spend"
         if reason is not None:
-            metrics.SKIPPED.labels(self.name, reason).inc()
+            if count:
+                metrics.SKIPPED.labels(self.name, reason).inc()
             return None
         late = self._late(event)
-        if late:
+        if late and count:
             self._late_count.inc()
         line_item = dims.get(opts.line_item_dimension)
+        auction = dims.get(opts.auction_dimension)
+        token = dims.get(opts.token_dimension)
         return Entry(
             event.id,
             campaign,
@@ -63,6 +73,8 @@ class Entries:
             spend,
             late,
             self._utc_day(event.received_at),
+            auction if isinstance(auction, str) else "",
+            token if isinstance(token, str) else "",
         )
 
     def _utc_day(self, epoch: float) -> str:
@@ -72,8 +84,19 @@ class Entries:
         return self._day[1]
 
     def _late(self, event: Event) -> bool:
+        """Whether the auction was ``late_after`` seconds before receipt; never raises.
+
+        Any time a caller sends is judged: an integer too large for a float (or
+        an infinite one) is no auction time, not an ``OverflowError``.
+        """
         auction = event.dimensions.get(self.options.auction_time_dimension)
-        if not isinstance(auction, int | float) or isinstance(auction, bool) or auction <= 0:
+        if not isinstance(auction, int | float) or isinstance(auction, bool):
+            return False
+        if not 0 < auction < _MAX_AUCTION_TS:  # also False for NaN
             return False
         seconds = auction / 1000 if auction > 1e11 else auction
         return event.received_at - seconds > self.options.late_after
+
+
+#: Past this an auction time is neither epoch seconds nor milliseconds (year 5138 in ms).
+_MAX_AUCTION_TS = 10**14

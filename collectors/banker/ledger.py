@@ -1,78 +1,29 @@
 """The spend ledger in Redis: key layout, the exactly-once Lua step, reads and budgets.
 
 Every key of a campaign carries the hash tag ``{<campaign_id>}``, so one script
-call touches one slot and works unchanged on Redis Cluster. The layout, units
-and the way a bidder reads it are documented in ``docs/banker.md``.
+call touches one slot and works unchanged on Redis Cluster. What must hold
+across campaigns (an event id spent once, a price token bound to its auction)
+is claimed first, in keys of its own (:mod:`collectors.banker.claims`). The
+layout, units and the way a bidder reads it are documented in ``docs/banker.md``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+from .claims import ClaimKeys, claim
+from .records import COUNTERS, FLAGS, Applied, Entry, Exhausted
 from .script import APPLY
 
-
-class Entry(NamedTuple):
-    """One billable notice, reduced to what the ledger needs (spooled as a JSON list)."""
-
-    event_id: str
-    campaign: str
-    line_item: str  # "" when the notice names none
-    currency: str
-    spend: int  # micro-units of ``currency``
-    late: bool
-    day: str  # UTC day the notice was received, YYYY-MM-DD
+__all__ = ["Applied", "Entry", "Exhausted", "Ledger", "connect"]
 
 
-#: Fields of every ledger hash (total, per day, per line item, per line item and day).
-COUNTERS = ("spend_micros", "events", "late_events", "late_micros")
-
-
-@dataclass(frozen=True)
-class Exhausted:
-    """A cap a campaign reached in this step (announced once, by whoever crossed it)."""
-
-    campaign: str
-    cap: str  # "total" or "daily"
-    day: str | None
-    cap_micros: int
-    spend_micros: int
-    currency: str
-
-    def notice(self) -> dict[str, Any]:
-        """The JSON document sent to the budget topic."""
-        return {
-            "type": "budget_exhausted",
-            "campaign_id": self.campaign,
-            "cap": self.cap,
-            "day": self.day,
-            "cap_micros": self.cap_micros,
-            "spend_micros": self.spend_micros,
-            "overspend_micros": max(0, self.spend_micros - self.cap_micros),
-            "currency": self.currency,
-            "at": round(time.time(), 3),
-        }
-
-
-@dataclass
-class Applied:
-    """What one script call did."""
-
-    applied: int = 0
-    duplicates: int = 0
-    refused_currency: int = 0
-    overspend_total: int = 0
-    overspend_daily: int = 0
-    exhausted: list[Exhausted] = field(default_factory=list)
-
-
-class Keys:
+class Keys(ClaimKeys):
     """Key names under one prefix; ``{campaign}`` is the hash tag."""
 
     def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+        super().__init__(prefix)
         self.campaigns = f"{prefix}:campaigns"
         self.exhausted = f"{prefix}:exhausted"
 
@@ -88,12 +39,34 @@ class Keys:
 class Ledger:
     """Apply entries to, and read, the ledger of one Redis or Redis Cluster."""
 
-    def __init__(self, client: Any, prefix: str, id_ttl: int = 259_200, day_ttl: int = 7776000):
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        id_ttl: int = 259_200,
+        day_ttl: int = 7776000,
+        currency: str = "USD",
+        token_ttl: int = 259_200,
+    ) -> None:
         self.client = client
         self.keys = Keys(prefix)
         self.id_ttl = id_ttl
         self.day_ttl = day_ttl
+        self.currency = currency  # of every campaign without a currency of its own
+        self.token_ttl = token_ttl
         self._sha: str | None = None
+
+    @classmethod
+    def from_options(cls, client: Any, options: Any) -> Ledger:
+        """A ledger as the banker block ``options`` configures it."""
+        return cls(
+            client,
+            options.key_prefix,
+            options.id_ttl,
+            options.day_ttl,
+            options.default_currency,
+            options.token_ttl,
+        )
 
     def apply(self, campaign: str, entries: list[Entry]) -> Applied:
         """Apply one campaign's entries in one atomic step; duplicates are refused.
@@ -109,10 +82,11 @@ class Ledger:
     def apply_many(
         self, batches: list[tuple[str, list[Entry]]], register: tuple[str, ...] = ()
     ) -> list[Applied | Exception]:
-        """Apply several campaigns' batches in one pipelined round trip.
+        """Claim the batches' ids and tokens, then apply each batch, in two pipelined round trips.
 
         Each batch is its own atomic step (a cluster pipeline sends each node
-        its share), so one may fail while others are applied.
+        its share), so one may fail while others are applied; a batch whose
+        claims failed is not sent, and is retried whole.
 
         Args:
             batches: ``(campaign, entries)`` pairs, one script call each.
@@ -126,33 +100,41 @@ class Ledger:
         """
         import redis
 
-        replies = self._send(batches, register)
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+        verdicts = claim(self.client, self.keys, batches, self.id_ttl, self.token_ttl)
+        ready = [i for i, v in enumerate(verdicts) if not isinstance(v, Exception)]
+        replies: list[Any] = list(verdicts)
+        calls = [(*batches[i], verdicts[i]) for i in ready]
+        for i, reply in zip(ready, self._send(calls, register), strict=True):
+            replies[i] = reply
+        if any(isinstance(replies[i], redis.exceptions.NoScriptError) for i in ready):
             # Redis restarted (or failed over) without its script cache: load the
             # script again and resend; a step either ran or raised NOSCRIPT, never half.
             self._sha = None
-            again = [i for i, r in enumerate(replies) if isinstance(r, Exception)]
-            for i, reply in zip(again, self._send([batches[i] for i in again]), strict=True):
+            again = [i for i in ready if isinstance(replies[i], Exception)]
+            resent = self._send([(*batches[i], verdicts[i]) for i in again])
+            for i, reply in zip(again, resent, strict=True):
                 replies[i] = reply
         results: list[Applied | Exception] = []
         for (campaign, _), reply in zip(batches, replies, strict=True):
             results.append(reply if isinstance(reply, Exception) else self._result(campaign, reply))
         return results
 
-    def _send(self, batches: list[tuple[str, list[Entry]]], register: tuple[str, ...] = ()):
+    def _send(self, batches: list[tuple[str, list[Entry], Any]], register: tuple[str, ...] = ()):
         if self._sha is None:
             self._sha = self.client.script_load(APPLY)
         pipe = self.client.pipeline(transaction=False)
         if register:
             pipe.sadd(self.keys.campaigns, *register)
-        for campaign, entries in batches:
-            keys, args = self._call(campaign, entries)
+        for campaign, entries, verdicts in batches:
+            keys, args = self._call(campaign, entries, verdicts)
             # execute_command: redis-py blocks pipe.evalsha() in cluster pipelines, but
             # routes a raw EVALSHA by its keys' slot like any other command.
             pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
         return pipe.execute(raise_on_error=False)[1 if register else 0 :]
 
-    def _call(self, campaign: str, entries: list[Entry]) -> tuple[list[str], list[Any]]:
+    def _call(
+        self, campaign: str, entries: list[Entry], verdicts: list[int]
+    ) -> tuple[list[str], list[Any]]:
         base = self.keys.base(campaign)
         keys = [f"{base}:total", f"{base}:budget", f"{base}:exhausted", f"{base}:line_items"]
         index: dict[str, int] = {}
@@ -166,14 +148,14 @@ class Ledger:
         days: dict[int, str] = {}
         items: list[Any] = []
         line_items = sorted({e.line_item for e in entries if e.line_item})
-        for e in entries:
+        for e, verdict in zip(entries, verdicts, strict=True):
             day_i = at(f"{base}:day:{e.day}")
             days[day_i] = e.day
             li_i = at(f"{base}:li:{e.line_item}") if e.line_item else 0
             liday_i = at(f"{base}:li:{e.line_item}:day:{e.day}") if e.line_item else 0
             items += (at(f"{base}:id:{e.event_id}"), day_i, li_i, liday_i)
-            items += (e.spend, int(e.late), e.currency)
-        args: list[Any] = [self.id_ttl, self.day_ttl, int(time.time()), len(days)]
+            items += (e.spend, int(e.late), e.currency, verdict)
+        args: list[Any] = [self.id_ttl, self.day_ttl, int(time.time()), self.currency, len(days)]
         for key_i, day in days.items():
             args += (key_i, day)
         args += (len(line_items), *line_items, len(entries), *items)
@@ -182,9 +164,9 @@ class Ledger:
     @staticmethod
     def _result(campaign: str, reply: list) -> Applied:
         text = [r.decode() if isinstance(r, bytes) else r for r in reply]
-        result = Applied(int(text[0]), int(text[1]), int(text[2]), int(text[3]), int(text[4]))
-        currency = text[5]
-        for i in range(6, len(text), 3):
+        result = Applied(*(int(n) for n in text[:7]))
+        currency = text[7]
+        for i in range(8, len(text), 3):
             name, cap, spend = text[i], int(text[i + 1]), int(text[i + 2])
             day = name[4:] if name.startswith("day:") else None
             kind = "daily" if day else "total"
@@ -215,8 +197,8 @@ class Ledger:
         base = self.keys.base(campaign)
         suffix = f":day:{day}" if day else ""
         ledger = _counters(self.client.hgetall(f"{base}:total" if not day else f"{base}{suffix}"))
-        total = self.client.hgetall(f"{base}:total")
-        budget = {_text(k): int(v) for k, v in self.client.hgetall(f"{base}:budget").items()}
+        total = {_text(k): _text(v) for k, v in self.client.hgetall(f"{base}:total").items()}
+        budget, own_currency = _budget(self.client.hgetall(f"{base}:budget"))
         flags = {_text(k) for k in self.client.hkeys(f"{base}:exhausted")}
         line_items = {}
         for li in sorted(_text(x) for x in self.client.smembers(f"{base}:line_items")):
@@ -226,8 +208,10 @@ class Ledger:
         cap = budget.get("daily_micros" if day else "total_micros")
         return {
             **ledger,
-            "currency": _text(total.get(b"currency", b"")) or None,
+            "currency": own_currency or total.get("currency") or self.currency,
             "budget": budget,
+            # Notices flagged in the ledger's step and not spent (docs/banker.md).
+            "flagged": {name: int(total.get(name, 0)) for name in FLAGS},
             "overspend_micros": max(0, ledger["spend_micros"] - cap) if cap is not None else 0,
             "exhausted": (f"day:{day}" if day else "total") in flags,
             "line_items": line_items,
@@ -236,17 +220,30 @@ class Ledger:
     # --- budgets ----------------------------------------------------------------------
 
     def set_budget(
-        self, campaign: str, daily: int | None, total: int | None, day: str
+        self,
+        campaign: str,
+        daily: int | None,
+        total: int | None,
+        day: str,
+        currency: str | None = None,
     ) -> dict[str, Any]:
-        """Set caps (``None`` leaves one as is, a negative value removes it).
+        """Set caps (``None`` leaves one as is, a negative value removes it) and the currency.
 
         The exhausted flags and sets follow the new caps at once: raising a cap
         above the spend re-opens the campaign, lowering it below marks it.
 
         Returns:
             The campaign's report for ``day`` after the change.
+
+        Raises:
+            ValueError: ``currency`` is not the one the campaign has spent in.
         """
         base = self.keys.base(campaign)
+        if currency is not None:
+            spent_in = _text(self.client.hget(f"{base}:total", "currency") or b"")
+            if spent_in and spent_in != currency:
+                raise ValueError(f"campaign {campaign} has spend in {spent_in}; it stays in it")
+            self.client.hset(f"{base}:budget", "currency", currency)
         for name, value in (("daily_micros", daily), ("total_micros", total)):
             if value is None:
                 continue
@@ -255,24 +252,31 @@ class Ledger:
             else:
                 self.client.hset(f"{base}:budget", name, value)
         self.register(campaign)
-        budget = {_text(k): int(v) for k, v in self.client.hgetall(f"{base}:budget").items()}
+        budget, _ = _budget(self.client.hgetall(f"{base}:budget"))
         spent_total = _counters(self.client.hgetall(f"{base}:total"))["spend_micros"]
         spent_day = _counters(self.client.hgetall(f"{base}:day:{day}"))["spend_micros"]
         checks = (
             ("total", None, budget.get("total_micros"), spent_total),
             (f"day:{day}", day, budget.get("daily_micros"), spent_day),
         )
-        currency = _text(self.client.hget(f"{base}:total", "currency") or b"")
+        report = self.report(campaign, day)
         for flag, on_day, cap, spent in checks:
             kind = "daily" if on_day else "total"
             if cap is not None and spent >= cap:
                 self.client.hsetnx(f"{base}:exhausted", flag, int(time.time()))
-                self.mark(Exhausted(campaign, kind, on_day, cap, spent, currency))
+                self.mark(Exhausted(campaign, kind, on_day, cap, spent, report["currency"]))
             else:
                 self.client.hdel(f"{base}:exhausted", flag)
                 key = self.keys.exhausted_day(on_day) if on_day else self.keys.exhausted
                 self.client.srem(key, campaign)
         return self.report(campaign, day)
+
+
+def _budget(raw: dict) -> tuple[dict[str, int], str | None]:
+    """Split a budget hash into its caps and its currency."""
+    values = {_text(k): _text(v) for k, v in raw.items()}
+    currency = values.pop("currency", None)
+    return {k: int(v) for k, v in values.items()}, currency
 
 
 def _text(value: bytes | str) -> str:

@@ -37,6 +37,9 @@ class BankerConfig:
     line_item_dimension: str
     currency_dimension: str
     default_currency: str
+    auction_dimension: str
+    token_dimension: str
+    token_ttl: int
     bot_dimension: str
     auction_time_dimension: str
     late_after: float
@@ -171,7 +174,38 @@ class BankerOptions(Options):
     default_currency = fields.String(
         load_default="USD",
         validate=validate.Regexp(r"^[A-Z]{3}$", error="Must be ISO 4217."),
-        metadata={"description": "Currency of a notice without one."},
+        metadata={
+            "description": (
+                "Currency every campaign is billed in, unless `tracker banker set-budget "
+                "--currency` set its own; also that of a notice naming none. A notice in "
+                "another currency is refused (400 `currency_mismatch`), never spent."
+            )
+        },
+    )
+    auction_dimension = fields.String(
+        load_default="auction_id",
+        validate=_NAME,
+        metadata={"description": "The auction id an encrypted price token is bound to."},
+    )
+    token_dimension = fields.String(
+        load_default="price_token",
+        validate=_NAME,
+        metadata={
+            "description": (
+                "The digest of a notice's encrypted price token (`price.token`); a token "
+                "already seen under another auction is not spent."
+            )
+        },
+    )
+    token_ttl = fields.Integer(
+        load_default=259_200,
+        validate=validate.Range(min=3600),
+        metadata={
+            "description": (
+                "Seconds a price token is remembered with its auction (72 h; at least the "
+                "exchange's retry window). About 200 bytes of Redis memory per token."
+            )
+        },
     )
     bot_dimension = fields.String(
         load_default="is_bot",
@@ -233,7 +267,8 @@ class BankerOptions(Options):
         metadata={
             "description": (
                 "Seconds a notice id is remembered (72 h): duplicates within it are "
-                "refused. About 161 bytes of Redis memory per id."
+                "refused. About 360 bytes of Redis memory per id (its campaign's record "
+                "and its claim)."
             )
         },
     )

@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.live import consume, send_all
 from tracker.http.responses import PIXEL
+from tracker.intake.fields.schema import NOT_A_DECIMAL
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +121,7 @@ def test_one_event_per_accepted_request(server_factory, worker_class, count):
             assert body == PIXEL
             assert ("x-tracker-error" in headers) == bool(exp.get("rejected"))
         elif status == 400:
-            assert json.loads(body)["errors"] == {"value": ["Not a valid decimal number."]}
+            assert json.loads(body)["errors"] == {"value": [NOT_A_DECIMAL]}
 
     accepted = {e["id"]: e for e in expected if not e.get("rejected")}
     topics = {

@@ -2,11 +2,12 @@
 
 Hypothesis builds requests across every configured path and method (and
 others), every documented parameter of each path with hostile values
-(non-Latin-1 text, control characters, macros, oversize, broken escapes),
-every body type and the headers the tracker reads, and sends each as raw bytes
-on its own connection. Every request must get a status line below 500, and
-the workers must survive. ``TRACKER_FUZZ_EXAMPLES`` sets the number of
-examples in all (900 by default, spread over the paths; about 40 s).
+(non-Latin-1 text, control characters, macros, oversize, broken escapes, numbers
+past every field's maximum), every body type and the headers the tracker reads,
+and sends each as raw bytes on its own connection. Every request must get a
+status line below 500, and the workers must survive. ``TRACKER_FUZZ_EXAMPLES``
+sets the number of examples in all (900 by default, spread over the paths;
+about 40 s).
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ hostile_text = st.one_of(
             "-1",
             "1e309",
             "NaN",
+            "9" * 30,
+            "-" + "9" * 30,
+            "1" + "0" * 400,
+            "9007199254740993",
+            "99999999999999.5",
+            "1E2",
+            "1_0",
+            "\u0661\u0660",
+            "+5",
             "\r\nSet-Cookie: x=1",
             "\x00",
             "\ud800",
@@ -76,7 +86,12 @@ value = hostile_text.map(lambda v: quote(v.encode("utf-8", "surrogatepass"), saf
 # One broken escape refuses the whole query before any field is read: only now and then.
 broken = st.sampled_from([""] * 18 + ["%", "%zz", "%C3", "%FF%FE", "%C3%28", "%00"])
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | hostile_text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**15, max_value=10**1000)
+    | st.floats()
+    | hostile_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
     max_leaves=6,
 )

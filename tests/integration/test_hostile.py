@@ -1,12 +1,19 @@
-"""Hostile bytes at real gunicorn + meinheld: refused cheaply with a 4xx, never a 5xx or a crash."""
+"""Hostile bytes at real gunicorn + meinheld: refused cheaply with a 4xx, never a 5xx or a crash.
+
+Huge numbers go to every numeric field of every shipped path, from each source
+it reads (the fields and values of ``tests/test_hostile.py``).
+"""
 
 from __future__ import annotations
 
+import json
 import random
+import urllib.parse
 
 import pytest
 
 from tests.integration.live import raw
+from tests.test_hostile import HUGE, JSON_HUGE, NUMERIC_FIELDS, REQUIRED
 
 pytestmark = [pytest.mark.integration]
 
@@ -101,3 +108,36 @@ def test_random_garbage_never_gets_a_5xx_and_the_workers_survive(server):
     assert sum(1 for s in statuses if s is not None) > 500
     assert server.workers() == workers, "a worker died"
     assert server.get("/healthz")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "spec", "source"),
+    NUMERIC_FIELDS,
+    ids=[f"{p.name}.{s.name}.{src}" for p, s, src in NUMERIC_FIELDS],
+)
+def test_a_huge_number_in_any_numeric_field_gets_its_4xx(server, path, spec, source):
+    route = path.route.replace("{event}", "start")
+    keys = {f.key for f in path.fields}
+    required = {k: v for k, v in REQUIRED.items() if k in keys and k != spec.key}
+    if source == "query":
+        texts = [urllib.parse.quote(v) for v in HUGE]
+        requests = [
+            f"GET {route}?{urllib.parse.urlencode(required)}&{spec.key}={t} HTTP/1.1\r\n"
+            "Host: x\r\n\r\n".encode()
+            for t in texts
+        ]
+    else:
+        values = [b'"' + v.encode() + b'"' for v in HUGE] + JSON_HUGE
+        rest = json.dumps(required).encode()[1:-1]
+        bodies = [
+            b'{"%s": %s%s%s}' % (spec.key.encode(), v, b", " if rest else b"", rest) for v in values
+        ]
+        requests = [
+            f"POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(b)}\r\n\r\n".encode()
+            + b
+            for b in bodies
+        ]
+    for data in requests:
+        status = raw(server.port, data)
+        assert status == (200 if path.response.always else 400), data[:200]

@@ -42,6 +42,7 @@ _TO_STANDARD = str.maketrans("-_", "+/")
 
 # TCF v2 core segment: bit offsets from the field table of the specification.
 _TCF_PURPOSES_CONSENT = 152
+_TCF_PURPOSE_ONE_TREATMENT = 200
 _TCF_MAX_VENDOR_ID = 213
 _TCF_VENDOR_ENCODING = 229
 _TCF_VENDOR_FIELDS = 230
@@ -115,6 +116,16 @@ def tcf_purpose_consents(tc_string: str) -> frozenset[int] | None:
         return None
     mask = bits.read(_TCF_PURPOSES_CONSENT, 24)
     return frozenset(p for p in range(1, 25) if mask & (1 << (24 - p)))
+
+
+def tcf_purpose_one_treatment(tc_string: str) -> bool | None:
+    """Return the PurposeOneTreatment bit of a TCF v2 TC string: Purpose 1 was not disclosed.
+
+    None when the core segment is not a TCF v2 core segment (as for
+    :func:`tcf_purpose_consents`).
+    """
+    bits = _tcf_core(tc_string)
+    return None if bits is None else bool(bits.read(_TCF_PURPOSE_ONE_TREATMENT, 1))
 
 
 def tcf_vendor_consent(tc_string: str, vendor_id: int) -> bool | None:
@@ -224,7 +235,7 @@ class ConsentDecision:
     Reasons: ``gdpr_purpose1_consent``, ``gdpr_not_applicable`` (allowed);
     ``gdpr_no_purpose1``, ``gdpr_no_vendor_consent``, ``gdpr_consent_missing``,
     ``gdpr_consent_invalid``,
-    ``us_privacy_opt_out``, ``gpp_opt_out``, ``no_signal`` (refused).
+    ``us_privacy_opt_out``, ``gpc_opt_out``, ``gpp_opt_out``, ``no_signal`` (refused).
     """
 
     allowed: bool
@@ -241,9 +252,11 @@ def _gdpr_applies(gdpr: str | int | bool | None) -> bool | None:
     return None
 
 
-def _us_refusal(us_privacy: str | None, gpp: str | None) -> ConsentDecision | None:
+def _us_refusal(us_privacy: str | None, gpp: str | None, gpc: bool) -> ConsentDecision | None:
     if us_privacy_opted_out(us_privacy):
         return ConsentDecision(False, "us_privacy_opt_out")
+    if gpc:
+        return ConsentDecision(False, "gpc_opt_out")
     if gpp_us_opted_out(gpp):
         return ConsentDecision(False, "gpp_opt_out")
     return None
@@ -257,8 +270,9 @@ def may_store_identifier(
     gpp_sid: str | None = None,
     require_signal: bool = True,
     vendor_id: int | None = None,
+    gpc: bool = False,
 ) -> ConsentDecision:
-    """Decide whether a first-party user-id cookie may be set for this request.
+    """Decide whether this request may store an identifier: a user-id cookie, a visitor id.
 
     Deliberately conservative: no cookie in doubt. In order:
 
@@ -267,15 +281,17 @@ def may_store_identifier(
     2. ``gdpr`` ``1``: refused unless ``gdpr_consent`` is a decodable TCF v2 TC string with
        consent for Purpose 1, "Store and/or access information on a device"
        (``gdpr_consent_missing``, ``gdpr_consent_invalid``, ``gdpr_no_purpose1``). A string
-       with PurposeOneTreatment set carries no Purpose 1 consent and is refused too. With a
+       with PurposeOneTreatment set (Purpose 1 was not disclosed to the user) carries no
+       Purpose 1 consent, whatever its Purpose 1 bit says: ``gdpr_no_purpose1``. With a
        ``vendor_id`` (the tracker operator's id in the Global Vendor List), the string must
        also give that vendor consent (``gdpr_no_vendor_consent``): Purpose 1 alone is
        consent for some vendor, not necessarily for this one.
     3. Whatever ``gdpr`` says, an opt-out is a veto: ``us_privacy`` opted out of sale
-       (``us_privacy_opt_out``), or ``gpp`` with a US National section opted out of sale,
-       sharing or targeted advertising, or a US Privacy section opted out of sale
-       (``gpp_opt_out``). An opt-out of sale is taken as refusing identifiers. A malformed
-       ``us_privacy`` or ``gpp`` says nothing and refuses nothing.
+       (``us_privacy_opt_out``), ``gpc`` (the browser's Global Privacy Control, ``Sec-GPC: 1``,
+       an opt-out of sale and sharing: ``gpc_opt_out``), or ``gpp`` with a US National
+       section opted out of sale, sharing or targeted advertising, or a US Privacy section
+       opted out of sale (``gpp_opt_out``). An opt-out of sale is taken as refusing
+       identifiers. A malformed ``us_privacy`` or ``gpp`` says nothing and refuses nothing.
     4. Otherwise allowed: ``gdpr_purpose1_consent`` when GDPR applies, else
        ``gdpr_not_applicable``.
 
@@ -292,11 +308,11 @@ def may_store_identifier(
         purposes = tcf_purpose_consents(gdpr_consent)
         if purposes is None:
             return ConsentDecision(False, "gdpr_consent_invalid")
-        if 1 not in purposes:
+        if 1 not in purposes or tcf_purpose_one_treatment(gdpr_consent):
             return ConsentDecision(False, "gdpr_no_purpose1")
         if vendor_id is not None and not tcf_vendor_consent(gdpr_consent, vendor_id):
             return ConsentDecision(False, "gdpr_no_vendor_consent")
-    refusal = _us_refusal(us_privacy, gpp)
+    refusal = _us_refusal(us_privacy, gpp, gpc)
     if refusal is not None:
         return refusal
     return ConsentDecision(True, "gdpr_purpose1_consent" if applies else "gdpr_not_applicable")

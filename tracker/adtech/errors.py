@@ -12,7 +12,7 @@ class NoticeError(ValueError):
 
     Attributes:
         reason: Machine label: ``missing_price``, ``unsubstituted_macro``,
-            ``bad_price``, ``price_integrity`` or ``bad_currency``.
+            ``bad_price`` or ``price_integrity``.
         message: What is wrong and what to fix, for people.
     """
 

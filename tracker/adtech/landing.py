@@ -208,14 +208,6 @@ def compile_allow_list(patterns: Iterable[str]) -> Callable[[str], bool]:
     return allowed
 
 
-def host_allowed(host: str, patterns: Iterable[str]) -> bool:
-    """Return whether ``host`` matches one of the allow-list ``patterns``.
-
-    See :func:`compile_allow_list`, which the request path should use instead.
-    """
-    return compile_allow_list(patterns)(host)
-
-
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -6,7 +6,8 @@ Before calling a notice URL the exchange replaces substitution macros in it
 ``${AUCTION_SEAT_ID}``, ``${AUCTION_AD_ID}``, ``${AUCTION_LOSS}``,
 ``${AUCTION_MIN_TO_WIN}``, ``${AUCTION_MBR}`` and a few more. This module turns
 the substituted values into checked numbers: the clearing price as integer
-micro-units of CPM (clear or encrypted), the currency and the loss reason.
+micro-units of CPM (clear or encrypted) and the loss reason. The currency
+needs no code: the config declares it a three-letter field with a default.
 
 Nothing here knows HTTP: the caller passes the raw query values in and maps
 :class:`NoticeError` onto its own error response.
@@ -22,6 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from tracker.adtech.errors import NoticeError
+from tracker.adtech.pricecrypto import token_digest
 
 if TYPE_CHECKING:
     from tracker.adtech.pricecrypto import PriceCrypto
@@ -34,7 +36,6 @@ MAX_CPM_MICROS = 100_000 * 1_000_000
 _MICRO = Decimal("0.000001")
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
 _CLEAR_PRICE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
 _WEBSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 # The separators may arrive percent-encoded when the notice URL went through
 # an encoder on the way; the hex digits of an escape are case-insensitive.
@@ -95,11 +96,14 @@ class Price:
         cpm_micros: The price per thousand impressions in micro-units of the
             bid currency, or None when not billable.
         encrypted: Whether the exchange sent the price encrypted.
+        token: For an encrypted price, a digest naming the token
+            (:func:`~tracker.adtech.pricecrypto.token_digest`), else None.
     """
 
     billable: bool
     cpm_micros: int | None
     encrypted: bool
+    token: str | None = None
 
 
 AUDIT_PRICE = Price(billable=False, cpm_micros=None, encrypted=False)
@@ -168,7 +172,7 @@ def parse_price(
         cpm_micros = crypto.decrypt(text)
         if cpm_micros > max_cpm_micros:
             raise _too_large(Decimal(cpm_micros).scaleb(-6).normalize(), max_cpm_micros)
-        return Price(billable=True, cpm_micros=cpm_micros, encrypted=True)
+        return Price(billable=True, cpm_micros=cpm_micros, encrypted=True, token=token_digest(text))
     hint = (
         "" if crypto is not None else ", or is an encrypted price and no price keys are configured"
     )
@@ -202,33 +206,6 @@ def loss_reason_name(code: int) -> str:
     if name is not None:
         return name
     return "exchange-specific" if code >= EXCHANGE_SPECIFIC_LOSS else "unknown"
-
-
-def parse_currency(raw: str | None, default: str = "USD") -> str:
-    """Read the currency (``${AUCTION_CURRENCY}``) of a notice.
-
-    An absent or empty value gives ``default``: the spec replaces the macro
-    with an empty string when the bid named no currency, and OpenRTB's
-    implied bid currency is USD. Letters are upper-cased, since ISO 4217 codes
-    differ from their lower-case spelling only in case.
-
-    Raises:
-        NoticeError: ``unsubstituted_macro`` for a literal macro,
-            ``bad_currency`` for anything but three ASCII letters.
-    """
-    text = (raw or "").strip()
-    if not text:
-        return default
-    macro = unsubstituted_macro(text)
-    if macro is not None:
-        raise _macro_error("currency", macro)
-    # Matched before upper-casing: "ß".upper() is "SS".
-    if not _CURRENCY.fullmatch(text):
-        raise NoticeError(
-            "bad_currency",
-            f"currency {_shown(text)} is not an ISO 4217 code of three letters like USD",
-        )
-    return text.upper()
 
 
 def _macro_error(what: str, macro: str) -> NoticeError:

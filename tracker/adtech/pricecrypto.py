@@ -7,6 +7,7 @@ HMAC-SHA1 copies. Nothing here knows HTTP.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import re
 
@@ -124,6 +125,15 @@ class PriceCrypto:
 
 def _xor(left: bytes, right: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+def token_digest(token: str) -> str:
+    """Name a token by its bytes, so that its padded and unpadded spellings are one token.
+
+    The banker remembers tokens by this digest (docs/banker.md); nothing is
+    read from the IV. ``token`` must be one :meth:`PriceCrypto.decrypt` accepted.
+    """
+    return hashlib.blake2b(_websafe_b64decode(token) or b"", digest_size=12).hexdigest()
 
 
 def _websafe_b64decode(text: str) -> bytes | None:

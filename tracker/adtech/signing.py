@@ -151,11 +151,6 @@ class UrlSigner:
             raise ValueError(f"default key id {default_key_id!r} is not among the keys")
         self.default_key_id = default_key_id
 
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        """The configured key ids, oldest first."""
-        return tuple(self._macs)
-
     def sign(
         self, url: str, expires: int | None = None, key_id: str | None = None
     ) -> dict[str, str]:
@@ -209,12 +204,15 @@ class UrlSigner:
             raise ValueError(f"expires must be from 0 to {MAX_EXPIRES - 1}")
         return kid, str(expires)
 
-    def verify_query(self, params: Mapping[str, str | list[str]], now: float) -> None:
+    def verify_query(self, params: Mapping[str, str | list[str]], now: float) -> str:
         """Check the signature of a click's whole query (scope ``query``).
 
         Args:
             params: The decoded query parameters; a repeated one as a list.
             now: The current unix time.
+
+        Returns:
+            The id of the key that made the signature.
 
         Raises:
             SignatureError: As :meth:`verify`; a parameter added, removed or
@@ -222,7 +220,9 @@ class UrlSigner:
         """
         fields = {k: _single(params.get(k)) for k in ("sig", "kid", "exp")}
         pairs = [(k, v) for k, vs in params.items() for v in (vs if isinstance(vs, list) else [vs])]
-        self.verify(canonical_query(pairs), **fields, now=now, version=QUERY_SIGNATURE_VERSION)
+        return self.verify(
+            canonical_query(pairs), **fields, now=now, version=QUERY_SIGNATURE_VERSION
+        )
 
     def verify(
         self,
@@ -232,7 +232,7 @@ class UrlSigner:
         exp: str | None,
         now: float,
         version: bytes = SIGNATURE_VERSION,
-    ) -> None:
+    ) -> str:
         """Check that ``url`` is signed by a configured key and not expired.
 
         Args:
@@ -242,6 +242,10 @@ class UrlSigner:
             exp: The ``exp`` parameter; None when the URL does not expire.
             now: The current unix time.
             version: The message format; :meth:`verify_query` passes ``v2``.
+
+        Returns:
+            The id of the key that made the signature (with ``kid`` None, the
+            one that matched).
 
         Raises:
             SignatureError: ``missing_signature`` (``sig`` absent or empty),
@@ -257,22 +261,23 @@ class UrlSigner:
             raise SignatureError("unknown_key", "The landing URL is signed with an unknown key.")
         if exp is not None and not _EXPIRY.fullmatch(exp):
             raise SignatureError("bad_expiry", "The expiry is not a unix time in seconds.")
-        if not self._matches(url, sig, kid, exp or "", version):
+        signer = self._signer(url, sig, kid, exp or "", version)
+        if signer is None:
             raise SignatureError("bad_signature", "The landing URL's signature does not match.")
         if exp is not None and now >= int(exp):
             raise SignatureError("expired", "The signed landing URL has expired.")
+        return signer
 
-    def _matches(self, url: str, sig: str, kid: str | None, exp: str, version: bytes) -> bool:
+    def _signer(self, url: str, sig: str, kid: str | None, exp: str, version: bytes) -> str | None:
+        """Return the id of the key that makes ``sig``, or None."""
         if not _SIGNATURE.fullmatch(sig):
-            return False
+            return None
         given = sig[:43].encode("ascii")
-        candidates = self._macs if kid is None else (kid,)
-        return any(
-            hmac.compare_digest(
-                self._signature(candidate, exp, url, version).encode("ascii"), given
-            )
-            for candidate in candidates
-        )
+        for candidate in self._macs if kid is None else (kid,):
+            expected = self._signature(candidate, exp, url, version).encode("ascii")
+            if hmac.compare_digest(expected, given):
+                return candidate
+        return None
 
     def _signature(self, kid: str, exp: str, url: str, version: bytes = SIGNATURE_VERSION) -> str:
         mac = self._macs[kid].copy()

@@ -152,6 +152,7 @@ def _server(loaded: dict | None) -> ServerConfig:
     # the paths are checked in the same run: the schema's defaults fill the gap.
     options = {**ServerSchema().load({}), **(loaded or {})}
     cookie = {"domain": None, "vendor_id": None, **options.pop("user_cookie")}
+    cookie["keep_query_params"] = tuple(cookie.get("keep_query_params", ()))
     options["trusted_proxies"] = tuple(options["trusted_proxies"])
     return ServerConfig(**options, user_cookie=UserCookieConfig(**cookie))
 

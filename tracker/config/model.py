@@ -35,6 +35,10 @@ class FieldConfig:
     price_crypto: PriceCrypto | None
     #: An ``auction_price`` refuses clear-text prices once ``price_crypto`` is set.
     require_encrypted: bool
+    #: ``url``, ``identifier``, ``consent`` or None: what personal data the value is.
+    personal: str | None
+    #: What the value means and looks like, for the API document.
+    description: str | None
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,23 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class EventIdConfig:
-    """Derive the event id from ``fields`` (all present) plus ``with_`` (when present)."""
+    """Which fields make two requests the same event (docs/event.md, "Event identity").
+
+    Attributes:
+        fields: All present: the id is the historical form over these and ``with_``.
+        with_: Also in the historical form; an absent value counts as empty.
+        extra: Appended to any derived form, each only when present.
+        extra_when: Field name and values: ``extra`` counts only for events
+            whose field has one of them (a VAST pause's playhead, not a midpoint's).
+        fallback: When ``fields`` is incomplete, these all present still derive
+            the id (structured form over every present value); else it is random.
+    """
 
     fields: tuple[str, ...]
     with_: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()
+    extra_when: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,11 @@ class PluginConfig:
 
 @dataclass(frozen=True)
 class UserCookieConfig:
-    """The first-party user id cookie, set only with consent."""
+    """The first-party user id cookie, and when any identifier may be stored.
+
+    The same decision (:func:`tracker.adtech.consent.may_store_identifier`) sets
+    the cookie and keeps ``personal: identifier`` fields and URL queries.
+    """
 
     name: str
     max_age: int
@@ -166,6 +187,8 @@ class UserCookieConfig:
     require_consent_signal: bool
     #: The operator's TCF vendor id; when set, GDPR consent must name this vendor.
     vendor_id: int | None
+    #: Query parameters a ``personal: url`` field keeps without consent (``utm_*``: a prefix).
+    keep_query_params: tuple[str, ...]
 
 
 @dataclass(frozen=True)

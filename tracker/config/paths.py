@@ -20,7 +20,15 @@ from tracker.config.model import (
     ServerConfig,
 )
 from tracker.config.problems import Problems
-from tracker.config.schemas import NAME, NUMERIC, STRUCTURED, FieldSchema, PathSchema
+from tracker.config.schemas import (
+    CONSENT_FIELDS,
+    NAME,
+    NUMERIC,
+    STRUCTURED,
+    FieldSchema,
+    PathSchema,
+)
+from tracker.config.schemas.base import TYPE_BOUNDS
 
 ROUTE_PARAM = re.compile(r"{([^}]*)}")
 
@@ -167,16 +175,28 @@ def _check_route_params(
             )
 
 
+#: The keys of an ``event_id`` block, in :class:`EventIdConfig`'s order.
+_ID_KEYS = ("fields", "with", "extra", "fallback")
+
+
 def _event_id(
     where: str, loaded: dict | None, declared: set[str], problems: Problems
 ) -> EventIdConfig | None:
     if not loaded:
         return None
-    for key, names in (("fields", loaded["fields_"]), ("with", loaded["with_"])):
+    lists = {key: loaded[key + "_" if key in ("fields", "with") else key] for key in _ID_KEYS}
+    for key, names in lists.items():
         for i, ref in enumerate(names):
             if ref not in declared:
                 problems.add(f"{where}.event_id.{key}.{i}", f"unknown field {ref!r}")
-    return EventIdConfig(fields=tuple(loaded["fields_"]), with_=tuple(loaded["with_"]))
+    when = loaded.get("extra_when") or {}
+    for ref in when:
+        if ref not in declared:
+            problems.add(f"{where}.event_id.extra_when.{ref}", f"unknown field {ref!r}")
+    return EventIdConfig(
+        *(tuple(lists[key]) for key in _ID_KEYS),
+        extra_when=tuple((ref, frozenset(map(str, values))) for ref, values in when.items()),
+    )
 
 
 def _response(
@@ -250,6 +270,8 @@ def _field(
     max_length = loaded.get("max_length")
     if loaded["type"] == "string" and max_length is None:
         max_length = server.max_field_length
+    # Every numeric type is bounded, by the config or by its type (TYPE_BOUNDS).
+    low, high = TYPE_BOUNDS.get(loaded["type"], (None, None))
     crypto = None
     if loaded.get("encryption_key") and loaded.get("integrity_key"):
         try:
@@ -264,14 +286,17 @@ def _field(
         key=loaded.get("name", name),
         required=loaded["required"],
         default=loaded.get("default"),
-        min=_number(loaded.get("min")),
-        max=_number(loaded.get("max")),
+        min=_number(loaded.get("min", low)),
+        max=_number(loaded.get("max", high)),
         min_length=loaded.get("min_length"),
         max_length=max_length,
         pattern=loaded.get("pattern"),
         choices=tuple(loaded["choices"]) if "choices" in loaded else None,
         price_crypto=crypto,
         require_encrypted=loaded["require_encrypted"],
+        # The consent decision reads these names: their strings never leave unmarked.
+        personal=loaded.get("personal") or ("consent" if name in CONSENT_FIELDS else None),
+        description=loaded.get("description"),
     )
 
 

@@ -3,9 +3,9 @@
 Read top to bottom, this is the request path: :class:`RequestLimits` refuses
 what breaks a server limit -> a Falcon route per configured tracking path ->
 :class:`~tracker.http.resources.TrackingResource` (read the request) ->
-:class:`~tracker.intake.Intake` (validate the fields, build the event, hand it
+:class:`~tracker.intake.intake.Intake` (validate the fields, build the event, hand it
 to the :class:`~tracker.intake.pipeline.Pipeline`: preprocessors, then collectors) ->
-the configured response. A :class:`~tracker.intake.Rejected` raised anywhere on
+the configured response. A :class:`~tracker.intake.refusals.Rejected` raised anywhere on
 the way is answered and counted by :class:`~tracker.http.errors.RejectionHandler`.
 """
 
@@ -22,7 +22,7 @@ from tracker.http.errors import ROUTING_ERRORS, RejectionHandler, handle_unexpec
 from tracker.http.extract import ContextReader, device_header_callers
 from tracker.http.health import HealthResource, MetricsResource, ReadyResource
 from tracker.http.limits import ClientLimiter, RequestLimits, limited
-from tracker.http.openapi import OpenApiResource
+from tracker.http.openapi.document import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake.intake import Intake
@@ -66,7 +66,12 @@ class Tracker:
         client_ip = ClientIp(config.server.trusted_proxies)
         believed = device_header_callers(config.server.trusted_proxies, config.server.ad_inserters)
         intakes = {
-            path.name: Intake(path, self.pipeline, config.server.field_errors == "first")
+            path.name: Intake(
+                path,
+                self.pipeline,
+                config.server.field_errors == "first",
+                config.server.user_cookie,
+            )
             for path in config.paths.values()
             if path.batch is None
         }

@@ -8,10 +8,11 @@ import falcon
 
 import tracker.metrics as metrics
 from tracker.config import PathConfig
-from tracker.http.extract import ContextReader, copy_values, read_body, request_copy
+from tracker.http.extract import GPC_HEADER, ContextReader, read_body, request_copy
 from tracker.intake.fields.schema import Lookup
 from tracker.intake.intake import Intake
 from tracker.intake.pipeline import ACCEPTED, UNSAFE
+from tracker.intake.privacy import FieldCopy
 from tracker.intake.refusals import Rejected, RejectedStream, count_rejection
 
 
@@ -41,6 +42,9 @@ class BatchResource:
         self.targets = targets
         self.context = context
         self.stream = stream
+        self.copies = {name: FieldCopy(intake.path) for name, intake in targets.items()}
+        # The batch's own fields: none, so its query is copied by name only.
+        self.own = FieldCopy(None)
         self.on_post = self.handle
 
     def handle(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -54,12 +58,13 @@ class BatchResource:
                 413, "batch_too_large", f"The batch has {len(items)} items; the limit is {limit}."
             )
         context = self.context(req)
-        results = [self.item(i, item, context, req) for i, item in enumerate(items)]
+        gpc = req.env.get(GPC_HEADER) == "1"
+        results = [self.item(i, item, context, req, gpc) for i, item in enumerate(items)]
         metrics.inc(metrics.REQUESTS, self.path.name, ACCEPTED)
         resp.media = {"results": results}
 
     def item(
-        self, index: int, item: Any, context: dict[str, Any], req: falcon.Request
+        self, index: int, item: Any, context: dict[str, Any], req: falcon.Request, gpc: bool
     ) -> dict[str, Any]:
         """Judge one item; never raises. A refused item is offered to the rejected stream."""
         name = item.get("event") if isinstance(item, dict) else None
@@ -69,23 +74,28 @@ class BatchResource:
             return _item_error(index, "unknown_event", f'Each item needs "event": one of {names}.')
         try:
             values = intake.validate(item_lookup(item))
+            event = intake.build(values, dict(context))
+            if intake.guard is not None and not intake.guard.allows(values, gpc):
+                intake.guard.scrub(event)
+            outcome = intake.dispatch(event)  # a collector may refuse it (Collector.admit)
         except Rejected as ex:
             count_rejection(intake.path.name, ex.reason)
             if self.stream is not None:
                 self.stream.offer(
-                    intake.path.name,
-                    ex,
-                    lambda limit: {
-                        **request_copy(req, limit),
-                        "item": {"index": index, "fields": copy_values(item, limit)},
-                    },
+                    intake.path.name, ex, lambda limit: self._copy(req, name, item, index, limit)
                 )
             return _item_error(index, ex.reason, ex.description, ex.errors)
-        event = intake.build(values, dict(context))
-        outcome = intake.dispatch(event)
         if outcome == UNSAFE:
             return _item_error(index, "unavailable", "Not stored durably; send this item again.")
         return {"index": index, "status": outcome, "id": event.id if outcome == ACCEPTED else None}
+
+    def _copy(
+        self, req: falcon.Request, name: str, item: dict, index: int, limit: int
+    ) -> dict[str, Any]:
+        """The copy of a refused item: the batch request, and the item as its path sees it."""
+        fields = {k: v for k, v in item.items() if k != "event"}
+        copy = self.copies[name](item_lookup(fields), {}, fields, limit)
+        return {**request_copy(req, limit, self.own), "item": {"index": index, **copy}}
 
 
 def _item_error(index: int, reason: str, description: str, errors: dict | None = None) -> dict:

@@ -1,6 +1,6 @@
 """The central error handlers: every refusal and failure is answered here.
 
-A :class:`~tracker.intake.Rejected` raised anywhere on the request path (the
+A :class:`~tracker.intake.refusals.Rejected` raised anywhere on the request path (the
 request limits, the body reader, validation, a click's landing-URL checks)
 reaches :class:`RejectionHandler`, which counts it, logs it (sampled: see
 :class:`SampledLog`) and answers it as its path is configured to: a titled
@@ -27,6 +27,7 @@ from tracker.adtech import landing
 from tracker.config import PathConfig
 from tracker.http import responses
 from tracker.http.extract import request_copy
+from tracker.intake.privacy import FieldCopy
 from tracker.intake.refusals import REQUEST_LABEL, Rejected, RejectedStream, count_rejection
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def answer_rejection(resp: falcon.Response, rejected: Rejected) -> None:
 
 
 class RejectionHandler:
-    """Answer and count a :class:`~tracker.intake.Rejected`; the only place that does both.
+    """Answer and count a :class:`~tracker.intake.refusals.Rejected`; the only place that does both.
 
     The path is found from the route Falcon matched (``req.uri_template``);
     a refusal before routing is counted under ``_request``. With a
@@ -83,6 +84,7 @@ class RejectionHandler:
     ) -> None:
         self.log = sampled_log or SampledLog()
         self.paths = {path.route: path for path in paths}
+        self.copies = {route: FieldCopy(path) for route, path in self.paths.items()}
         self.stream = stream
         self.fallbacks = {
             path.route: landing.to_location(path.response.redirect.fallback_url)
@@ -92,7 +94,7 @@ class RejectionHandler:
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, ex: Rejected, params) -> None:
         """Count and log the refusal, then answer it."""
-        path = self._record(req, ex)
+        path = self._record(req, ex, params)
         if path is None or ex.retry_after is not None:
             answer_rejection(resp, ex)
             return
@@ -114,18 +116,19 @@ class RejectionHandler:
         The 405 keeps Falcon's ``Allow``, the route's methods.
         """
         rejected = _ROUTING_REFUSALS[ex.status_code]
-        self._record(req, rejected)
+        self._record(req, rejected, params)
         answer_rejection(resp, rejected)
         if ex.headers:
             resp.set_headers(ex.headers)
 
-    def _record(self, req: falcon.Request, ex: Rejected) -> PathConfig | None:
+    def _record(self, req: falcon.Request, ex: Rejected, params) -> PathConfig | None:
         path = self.paths.get(req.uri_template)
         label = path.name if path is not None else REQUEST_LABEL
         count_rejection(label, ex.reason)
         self.log(req.method, label, ex)
         if self.stream is not None:
-            self.stream.offer(label, ex, lambda limit: request_copy(req, limit))
+            fields = self.copies[path.route] if path is not None else _NO_FIELDS
+            self.stream.offer(label, ex, lambda limit: request_copy(req, limit, fields, params))
         return path
 
 
@@ -135,6 +138,8 @@ _ROUTING_REFUSALS = {
     404: Rejected(404, "unknown_path", "No tracking path or endpoint at this URL."),
     405: Rejected(405, "method_not_allowed", "The path does not take this method."),
 }
+#: A refusal before routing has no path: every parameter is copied by name only.
+_NO_FIELDS = FieldCopy(None)
 #: The exceptions :meth:`RejectionHandler.routing_refusal` is registered for.
 ROUTING_ERRORS = (falcon.HTTPNotFound, falcon.HTTPMethodNotAllowed)
 
@@ -184,9 +189,11 @@ class SampledLog:
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
-    """Log an unexpected exception and answer a titled 500."""
-    if isinstance(ex, falcon.HTTPError):
-        raise ex
+    """Log an unexpected exception and answer a titled 500.
+
+    Falcon picks the handler of the most specific class in the exception's MRO,
+    so an ``HTTPError`` never gets here: Falcon's own handler answers it.
+    """
     log.exception("unhandled error on %s %s", req.method, req.path)
     raise falcon.HTTPInternalServerError(
         title="Internal Server Error", description="The tracker failed; the error is logged."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,10 +10,16 @@ import falcon
 from falcon.uri import parse_query_string
 
 from tracker.http.clientip import ClientIp
+from tracker.http.encoding import decode_body
+from tracker.intake.fields import numbers
 from tracker.intake.fields.schema import Lookup
+from tracker.intake.privacy import FieldCopy, url_without_query
 from tracker.intake.refusals import Rejected
 
 FORM = "application/x-www-form-urlencoded"
+#: ``Sec-GPC`` (Global Privacy Control) in the WSGI environ: read there, not through
+#: ``get_header``, which costs several times more on a path that asks every request.
+GPC_HEADER = "HTTP_SEC_GPC"
 #: How deep a JSON body may nest; deeper ones are refused before ``json.loads`` sees them.
 MAX_JSON_DEPTH = 32
 # Bytes other than brackets are deleted, and braces read as square brackets.
@@ -25,18 +30,24 @@ _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 def read_body(req: falcon.Request, limit: int) -> Any:
     """Read a JSON or form body within ``limit`` bytes; ``{}`` when there is none.
 
+    A body comes with a ``Content-Length`` or chunked (``Transfer-Encoding:
+    chunked``, no length): the server (meinheld, gunicorn) undoes the chunking
+    and marks the end of the input (``wsgi.input_terminated``), so it is read
+    to its end, at most ``limit + 1`` bytes. A ``Content-Encoding: gzip`` body
+    is inflated to at most ``limit`` bytes too (:func:`~tracker.http.encoding.decode_body`).
+    JSON numbers keep their text (:func:`~tracker.intake.fields.numbers.loads`).
+
     Raises:
         Rejected: 413 over the limit (from ``Content-Length`` before reading),
-            415 for another media type, 400 for broken JSON or encoding.
+            415 for another media type or content coding, 400 for broken JSON,
+            gzip or encoding.
     """
-    length = req.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
-    data = req.bounded_stream.read(limit + 1)
-    if len(data) > limit:
-        raise _too_large(limit)
+    data = _read(req, limit)
     if not data:
         return {}
+    coding = req.env.get("HTTP_CONTENT_ENCODING")
+    if coding is not None:
+        data = decode_body(data, coding, limit)
     media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media_type == FORM:
         return parse_query_string(_decode(data), keep_blank=False)
@@ -49,9 +60,29 @@ def read_body(req: falcon.Request, limit: int) -> Any:
     if too_deep(data):
         raise Rejected(400, "json_too_deep", f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        return json.loads(data)
+        return numbers.loads(data)
     except ValueError:
         raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
+
+
+def _read(req: falcon.Request, limit: int) -> bytes:
+    """Return the body as sent, at most ``limit`` bytes, else raise the 413."""
+    length = req.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if length is not None:
+        data = req.bounded_stream.read(limit + 1)
+    elif req.env.get("wsgi.input_terminated"):
+        data = req.stream.read(limit + 1)
+    elif "HTTP_TRANSFER_ENCODING" in req.env:
+        # A server that does not mark the end of a chunked body: reading could block, and
+        # taking the body as empty would drop it without a word.
+        raise Rejected(411, "length_required", "The body needs a Content-Length here.")
+    else:
+        return b""
+    if len(data) > limit:
+        raise _too_large(limit)
+    return data
 
 
 def too_deep(data: bytes) -> bool:
@@ -89,26 +120,27 @@ def _decode(data: bytes) -> str:
         raise Rejected(400, "invalid_encoding", "The body is not UTF-8.") from None
 
 
-#: At most this many query parameters are copied into the rejected-requests stream.
-MAX_COPIED_PARAMS = 32
-
-
-def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
+def request_copy(
+    req: falcon.Request, limit: int, fields: FieldCopy, params: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Return a privacy-safe copy of ``req`` for the rejected-requests stream.
 
-    No address, no cookies, no body and no header but the user agent and the
-    referer (without its query); every value is cut to ``limit`` characters
-    and at most :data:`MAX_COPIED_PARAMS` query parameters are kept.
+    The path's declared fields as :class:`~tracker.intake.privacy.FieldCopy`
+    copies them (from the query, the route ``params`` and the body if the
+    resource read it), the names of the parameters no field reads, and no
+    address, no cookie and no header but the user agent and the referer
+    (without its query, fragment and user part); every value is cut to
+    ``limit`` characters.
     """
+    body = getattr(req.context, "body", None)
+    lookup = request_lookup(req, params or {}, body if isinstance(body, dict) else {})
     referer = req.referer
-    if referer is not None:
-        referer = referer.partition("?")[0].partition("#")[0][:limit]
     return {
         "method": req.method,
         "path": req.path[:limit],
-        "query": copy_values(req.params, limit),
+        **fields(lookup, req.params, body, limit),
         "user_agent": _cut(req.user_agent, limit),
-        "referer": referer,
+        "referer": None if referer is None else url_without_query(referer)[:limit],
         "content_type": _cut(req.content_type, limit),
         # As sent: Falcon's content_length raises on a malformed header.
         "content_length": _cut(req.env.get("CONTENT_LENGTH"), limit),
@@ -117,25 +149,6 @@ def request_copy(req: falcon.Request, limit: int) -> dict[str, Any]:
 
 def _cut(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
-
-
-def copy_values(values: dict[str, Any], limit: int) -> dict[str, Any]:
-    """Copy at most :data:`MAX_COPIED_PARAMS` values, strings cut to ``limit`` characters.
-
-    Numbers, booleans and None are kept; a list keeps its first items so
-    copied; anything else (an object) becomes its JSON type name.
-    """
-    return {str(k)[:limit]: _copy(v, limit) for k, v in list(values.items())[:MAX_COPIED_PARAMS]}
-
-
-def _copy(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return value[:limit]
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, list):
-        return [_copy(v, limit) for v in value[:MAX_COPIED_PARAMS] if not isinstance(v, list)]
-    return "object"
 
 
 def request_lookup(req: falcon.Request, params: dict[str, str], body: dict[str, Any]) -> Lookup:

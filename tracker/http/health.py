@@ -16,6 +16,9 @@ class HealthResource:
         """Answer 200 without touching any collector."""
         resp.media = {"status": "ok"}
 
+    # Falcon sends no body for HEAD, and keeps the headers (Content-Length too).
+    on_head = on_get
+
 
 class ReadyResource:
     """``/readyz``: the worker is not draining and every collector can take events."""
@@ -40,6 +43,8 @@ class ReadyResource:
             "unhealthy": unhealthy,
             "collectors": {name: state for name, (_, state) in health.items()},
         }
+
+    on_head = on_get
 
 
 class MetricsResource:

@@ -5,32 +5,28 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+import wsgiref.util
 from typing import Any
 
 import falcon
 
-from tracker.adtech.consent import may_store_identifier
 from tracker.config import UserCookieConfig
 from tracker.event import Event, new_id
 from tracker.http import responses
 from tracker.http.clicks import Redirector
-from tracker.http.extract import ContextReader, read_body, request_lookup
+from tracker.http.extract import GPC_HEADER, ContextReader, read_body, request_lookup
 from tracker.intake.intake import Intake
 from tracker.intake.pipeline import ACCEPTED, UNSAFE
 from tracker.intake.refusals import Rejected
 
 log = logging.getLogger(__name__)
 
-#: Distinct consent signals (gdpr, TC string, us_privacy, gpp, gpp_sid) whose
-#: decision is remembered per path.
-CONSENT_CACHE_SIZE = 1024
-
 
 class TrackingResource:
     """Turn requests to one configured path into events.
 
     Only the configured methods get a responder, so Falcon answers any other
-    with 405 and an ``Allow`` header. A :class:`~tracker.intake.Rejected`
+    with 405 and an ``Allow`` header. A :class:`~tracker.intake.refusals.Rejected`
     raised here is answered by :class:`~tracker.http.errors.RejectionHandler`.
     """
 
@@ -42,14 +38,7 @@ class TrackingResource:
         self.context = context
         self.user_cookie = user_cookie
         self.cookie_attributes = cookie_attributes(user_cookie)
-        # Consent strings repeat across requests; decoding a TC string costs ~6 us.
-        self.consent = functools.lru_cache(maxsize=CONSENT_CACHE_SIZE)(
-            functools.partial(
-                may_store_identifier,
-                require_signal=user_cookie.require_consent_signal,
-                vendor_id=user_cookie.vendor_id,
-            )
-        )
+        self.guard = intake.guard
         redirect = path.response.redirect
         self.redirector = Redirector(redirect) if redirect else None
         self.respond = {
@@ -63,13 +52,16 @@ class TrackingResource:
 
     def handle(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
         """Validate, build the event, dispatch it and respond."""
-        body = read_body(req, self.path.max_body_bytes) if req.method == "POST" else {}
+        body: Any = {}
+        if req.method == "POST":
+            # Kept for a refusal's copy in the rejected stream (see RejectionHandler).
+            body = req.context.body = read_body(req, self.path.max_body_bytes)
         if not isinstance(body, dict):
             raise Rejected(400, "invalid_json", "The body must be a JSON object.")
         values = self.intake.validate(request_lookup(req, params, body))
         event = self.intake.build(values, self.context(req))
         location = self.redirector.location(values, req.params, event) if self.redirector else None
-        if self.path.user_id:
+        if self.guard is not None:
             self.identify(req, resp, values, event)
         outcome = self.intake.dispatch(event)
         if outcome == UNSAFE:
@@ -81,15 +73,15 @@ class TrackingResource:
     def identify(
         self, req: falcon.Request, resp: falcon.Response, values: dict[str, Any], event: Event
     ) -> None:
-        """Put the user id in the event and refresh its cookie, only with consent."""
-        decision = self.consent(
-            values.get("gdpr"),
-            values.get("gdpr_consent"),
-            values.get("us_privacy"),
-            values.get("gpp"),
-            values.get("gpp_sid"),
-        )
-        if not decision.allowed:
+        """Store identifiers only if the request may: the user id and its cookie, or none.
+
+        Without consent (:class:`~tracker.intake.privacy.ConsentGuard`), the
+        event also loses its ``personal: identifier`` fields and its URL queries.
+        """
+        if not self.guard.allows(values, req.env.get(GPC_HEADER) == "1"):
+            self.guard.scrub(event)
+            return
+        if not self.path.user_id:
             return
         name = self.user_cookie.name
         user_id = _valid_uuid(req.cookies.get(name)) or new_id()
@@ -99,24 +91,35 @@ class TrackingResource:
         resp.append_header("Set-Cookie", f"{name}={user_id}{self.cookie_attributes}")
 
 
+@functools.cache
 def cookie_attributes(cookie: UserCookieConfig) -> str:
     """Return what follows ``name=value`` in the user cookie's ``Set-Cookie`` header.
 
-    Rendered once by Falcon's own :meth:`~falcon.Response.set_cookie`, so the
-    header is exactly what it would write.
+    Rendered once, at start-up, by Falcon's own :meth:`~falcon.Response.set_cookie`
+    answering a request through a scratch app's public WSGI interface, so the
+    header is exactly what Falcon would write. Every path of a config shares
+    one cookie block, so it is rendered once per config.
     """
-    scratch = falcon.Response()
-    scratch.set_cookie(
-        cookie.name,
-        "v",
-        max_age=cookie.max_age,
-        domain=cookie.domain,
-        path="/",
-        secure=True,
-        http_only=True,
-        same_site="None",
-    )
-    ((_, header),) = scratch._wsgi_headers()
+
+    def set_cookie(req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        resp.set_cookie(
+            cookie.name,
+            "v",
+            max_age=cookie.max_age,
+            domain=cookie.domain,
+            path="/",
+            secure=True,
+            http_only=True,
+            same_site="None",
+        )
+
+    scratch = falcon.App()
+    scratch.add_sink(set_cookie)
+    environ: dict[str, Any] = {}
+    wsgiref.util.setup_testing_defaults(environ)
+    headers: list[tuple[str, str]] = []
+    scratch(environ, lambda status, answer, exc_info=None: headers.extend(answer))
+    (header,) = [value for name, value in headers if name.lower() == "set-cookie"]
     return header.removeprefix(f"{cookie.name}=v")
 
 

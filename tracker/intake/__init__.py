@@ -9,6 +9,8 @@
   every resource shares: validate, build the event, dispatch it.
 - :mod:`tracker.intake.refusals`: one home for refusals: ``Rejected``, their
   counting, and the sampled rejected-requests stream.
+- :mod:`tracker.intake.privacy`: what a path's ``personal`` fields let out:
+  the rejected stream's copy of a request, and an event without consent.
 - :mod:`tracker.intake.pipeline` and :mod:`tracker.intake.filters`: routing an
   event through preprocessors to collectors, and per-route field filters.
 """

@@ -16,8 +16,6 @@ from typing import Any
 from tracker.config.model import FieldFilter
 from tracker.event import Event
 
-SECTIONS = ("dimensions", "metrics", "context")
-
 
 class EventFilter:
     """A compiled :class:`~tracker.config.FieldFilter`."""

@@ -5,7 +5,8 @@ Nothing here knows HTTP. A resource reads the request into a lookup (see
 the pipeline, or raises :class:`Rejected`. The HTTP layer turns a
 :class:`Rejected` into an answer and counts it in one place
 (:mod:`tracker.http.errors`); a batch item, which gets no answer of its own,
-is counted with the same :func:`count_rejection`.
+is counted with the same
+:func:`~tracker.intake.refusals.count_rejection`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from marshmallow import ValidationError
 
 import tracker.metrics as metrics
 from tracker.adtech import openrtb
-from tracker.config import PathConfig
+from tracker.config import PathConfig, UserCookieConfig
 from tracker.event import Event, new_id
 from tracker.intake.fields.checks import Loader
 from tracker.intake.fields.mapping import EventMapper
 from tracker.intake.fields.schema import Lookup, build_schema, gather
 from tracker.intake.pipeline import Pipeline
+from tracker.intake.privacy import ConsentGuard
 from tracker.intake.refusals import Rejected
+from tracker.plugins import Refused
 
 
 class Intake:
@@ -31,11 +34,21 @@ class Intake:
     Everything is compiled at start-up: the marshmallow schema (loaded
     through :class:`~tracker.intake.fields.checks.Loader`, which stops at the first
     failing field when ``fail_fast``), the mapping
-    onto dimensions and metrics, and the resolved route of plugins.
+    onto dimensions and metrics, the resolved route of plugins, and, with the
+    consent rules (``server.user_cookie``), the path's
+    :class:`~tracker.intake.privacy.ConsentGuard` (None when it stores no
+    identifier and no personal URL).
     """
 
-    def __init__(self, path: PathConfig, pipeline: Pipeline, fail_fast: bool = False) -> None:
+    def __init__(
+        self,
+        path: PathConfig,
+        pipeline: Pipeline,
+        fail_fast: bool = False,
+        consent: UserCookieConfig | None = None,
+    ) -> None:
         self.path = path
+        self.guard = ConsentGuard.for_path(path, consent) if consent is not None else None
         self.schema = build_schema(path)
         self.loader = Loader(self.schema, fail_fast)
         self.mapper = EventMapper(path)
@@ -80,7 +93,13 @@ class Intake:
         Returns:
             The pipeline's outcome: ``accepted``, ``dropped`` or ``unsafe``
             (a durable path could not make the event safe).
+
+        Raises:
+            Rejected: A collector refused the event before any took it.
         """
-        outcome = self.pipeline.dispatch(self.route, event)
+        try:
+            outcome = self.pipeline.dispatch(self.route, event)
+        except Refused as ex:
+            raise Rejected(ex.status, ex.reason, ex.description) from None
         metrics.inc(metrics.REQUESTS, self.path.name, outcome)
         return outcome

@@ -35,6 +35,8 @@ class Route:
     delivery: DeliveryConfig
     #: Each collector with the filter its events go through (or None).
     targets: tuple[tuple[Collector, Callable[[Event], Event] | None], ...]
+    #: The collectors among ``targets`` that may refuse an event first (:meth:`Collector.admit`).
+    admitters: tuple[tuple[Collector, Callable[[Event], Event] | None], ...] = ()
 
 
 class Pipeline:
@@ -66,10 +68,13 @@ class Pipeline:
         self, preprocessors: tuple[str, ...], collectors: tuple[str, ...], delivery: DeliveryConfig
     ) -> Route:
         """Resolve plugin names (already checked by the config) to instances."""
+        targets = tuple((self.collectors[n], self.filters.get(n)) for n in collectors)
         return Route(
             preprocessors=tuple(self.preprocessors[n] for n in preprocessors),
             delivery=delivery,
-            targets=tuple((self.collectors[n], self.filters.get(n)) for n in collectors),
+            targets=targets,
+            # Only overriding collectors are asked: a path without one pays nothing.
+            admitters=tuple(t for t in targets if type(t[0]).admit is not Collector.admit),
         )
 
     def open(self) -> None:
@@ -126,6 +131,10 @@ class Pipeline:
         Returns:
             :data:`ACCEPTED`; :data:`DROPPED` when a preprocessor dropped the
             event; :data:`UNSAFE` when a durable route could not make it safe.
+
+        Raises:
+            Refused: A collector's :meth:`~Collector.admit` refused the event;
+                no collector has taken it.
         """
         for preprocessor in route.preprocessors:
             result = preprocessor.process(event)
@@ -133,6 +142,10 @@ class Pipeline:
                 metrics.inc(metrics.DROPPED, preprocessor.name)
                 return DROPPED
             event = result
+        if route.admitters:
+            wait = route.delivery.timeout if route.delivery.mode == "durable" else None
+            for collector, only in route.admitters:
+                collector.admit(only(event) if only else event, wait)
         metrics.inc(metrics.EVENTS, event.type)
         if route.delivery.mode == "durable":
             timeout = route.delivery.timeout

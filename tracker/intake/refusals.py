@@ -1,13 +1,18 @@
-"""The rejected-requests stream: sampled, capped copies of refusals, like Snowplow's bad rows.
+"""Refusals, in one home: :class:`Rejected`, their counting, and the rejected-requests stream.
 
-Each refusal the HTTP layer answers is offered to :class:`RejectedStream`,
-which keeps it with the configured probability and at most the configured
-number per second (per worker), and hands it as a ``rejected`` event to its
-own collector route, by default the Kafka topic ``tracker-rejected``. The
-request copy is built only for a kept refusal, by the caller's function, so a
-flood of bad requests costs one random draw each. Collectors' ``collect()``
-never blocks, so the stream adds no wait to the request path. Nothing here
-knows HTTP.
+:class:`Rejected` is what any stage raises for a request (or batch item) that
+cannot become an event; :func:`count_rejection` counts it, by path and reason,
+wherever it is answered.
+
+The rejected-requests stream keeps sampled, capped copies of refusals, like
+Snowplow's bad rows. Each refusal the HTTP layer answers is offered to
+:class:`RejectedStream`, which keeps it with the configured probability and
+at most the configured number per second (per worker), and hands it as a
+``rejected`` event to its own collector route, by default the Kafka topic
+``tracker-rejected``. The request copy is built only for a kept refusal, by
+the caller's function, so a flood of bad requests costs one random draw each.
+Collectors' ``collect()`` never blocks, so the stream adds no wait to the
+request path. Nothing here knows HTTP.
 """
 
 from __future__ import annotations

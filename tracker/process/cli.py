@@ -1,4 +1,4 @@
-"""The ``tracker`` command: serve, check-config, setup, replay, sign-url, tail.
+"""The ``tracker`` command: serve, check-config, setup, replay, sign-url, tag, docs, tail.
 
 Plugins add commands through the ``tracker.commands`` entry-point group (the
 banker's ``tracker banker ...``): each entry point is a callable

@@ -18,7 +18,7 @@ def generated(config_file: str) -> dict[str, str]:
     Args:
         config_file: The config whose paths the OpenAPI document describes.
     """
-    from tracker.http.openapi import openapi_yaml
+    from tracker.http.openapi.document import openapi_yaml
 
     return {
         "config.md": config_reference(),

@@ -7,6 +7,7 @@ block: :mod:`.base` (vocabularies and shared field types), :mod:`.field`,
 """
 
 from tracker.config.schemas.base import (
+    CONSENT_FIELDS,
     DELIVERY_CLASSES,
     EVENT_TYPE,
     FIELD_TYPES,
@@ -14,6 +15,7 @@ from tracker.config.schemas.base import (
     METHODS,
     NAME,
     NUMERIC,
+    PERSONAL,
     RESPONSE_TYPES,
     SOURCES,
     STRUCTURED,
@@ -32,10 +34,10 @@ from tracker.config.schemas.browser import (
 from tracker.config.schemas.field import (
     FieldSchema,
 )
+from tracker.config.schemas.identity import EventIdSchema
 from tracker.config.schemas.path import (
     BatchSchema,
     DeliverySchema,
-    EventIdSchema,
     PathSchema,
     RateLimitSchema,
     RedirectSchema,
@@ -52,6 +54,7 @@ from tracker.config.schemas.server import (
 )
 
 __all__ = [
+    "CONSENT_FIELDS",
     "DELIVERY_CLASSES",
     "EVENT_TYPE",
     "FIELD_TYPES",
@@ -60,6 +63,7 @@ __all__ = [
     "NAME",
     "NUMERIC",
     "ORIGIN",
+    "PERSONAL",
     "RESPONSE_TYPES",
     "SOURCES",
     "STRUCTURED",

@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields
 #: (``price.billable``); the first attribute is what the bare name means.
 FIELD_TYPES = ("string", "integer", "float", "boolean", "micros", "auction_price", "loss_reason")
 STRUCTURED = {
-    "auction_price": ("micros", "cpm_micros", "billable", "encrypted", "units"),
+    "auction_price": ("micros", "cpm_micros", "billable", "encrypted", "units", "token"),
     "loss_reason": ("code", "name"),
 }
 #: Field types, or ``type.attribute`` pairs, that can feed a metric.
@@ -20,7 +20,25 @@ NUMERIC = frozenset(
     | {"auction_price.units"}
     | {"loss_reason.code"}
 )
+#: The largest integer every JSON reader holds exactly (a double's 53-bit mantissa).
+NUMBER_LIMIT = 2**53 - 1
+#: The widest ``min`` and ``max`` of each numeric field type, and their defaults: no
+#: number a caller sends is unbounded, so none can overflow a float downstream (a
+#: ledger, a late-notice check). For ``micros``, a round amount whose micro-units
+#: (9 * 10**15) stay under ``NUMBER_LIMIT``.
+TYPE_BOUNDS = {
+    "integer": (-float(NUMBER_LIMIT), float(NUMBER_LIMIT)),
+    "float": (-float(NUMBER_LIMIT), float(NUMBER_LIMIT)),
+    "micros": (-9e9, 9e9),
+    "loss_reason": (0.0, float(NUMBER_LIMIT)),
+}
 SOURCES = ("query", "body", "header", "cookie", "path")
+#: What a field's ``personal`` attribute may say (docs/rejected.md, docs/browser.md).
+PERSONAL = ("url", "identifier", "consent")
+#: Fields the consent decision reads as consent strings: ``personal: consent`` unless marked.
+CONSENT_FIELDS = ("gdpr_consent", "us_privacy", "gpp")
+#: Field types whose refusals may quote the value (a price, a loss code): never personal.
+QUOTING_TYPES = ("auction_price", "loss_reason")
 METHODS = ("GET", "POST")
 RESPONSE_TYPES = ("pixel", "no_content", "json", "redirect")
 DELIVERY_CLASSES = ("fast", "durable")

@@ -6,7 +6,15 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from tracker.config.schemas.base import FIELD_TYPES, SOURCES, StringOrList
+from tracker.config.schemas.base import (
+    CONSENT_FIELDS,
+    FIELD_TYPES,
+    PERSONAL,
+    QUOTING_TYPES,
+    SOURCES,
+    TYPE_BOUNDS,
+    StringOrList,
+)
 
 
 class FieldSchema(Schema):
@@ -60,16 +68,20 @@ class FieldSchema(Schema):
     min = fields.Float(
         metadata={
             "description": (
-                "Lower bound of an `integer`, `float` or `micros` value (for `micros`, of the "
-                "decimal amount)."
+                "Lower bound of an `integer`, `float`, `micros` or `loss_reason` value (for "
+                "`micros`, of the decimal amount). Default, and the lowest allowed: "
+                "-9007199254740991 (-(2^53 - 1)) for `integer` and `float`, -9000000000 for "
+                "`micros`, 0 for `loss_reason`."
             )
         }
     )
     max = fields.Float(
         metadata={
             "description": (
-                "Upper bound of an `integer`, `float` or `micros` value (for `micros`, of the "
-                "decimal amount)."
+                "Upper bound of an `integer`, `float`, `micros` or `loss_reason` value (for "
+                "`micros`, of the decimal amount). Default, and the highest allowed: "
+                "9007199254740991 (2^53 - 1, the largest integer every JSON reader holds "
+                "exactly) for `integer`, `float` and `loss_reason`, 9000000000 for `micros`."
             )
         }
     )
@@ -94,6 +106,15 @@ class FieldSchema(Schema):
         fields.Raw(),
         validate=validate.Length(min=1),
         metadata={"description": ("The value must be one of these.")},
+    )
+    description = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={
+            "description": (
+                "What the value means and looks like, for callers: the API document "
+                "(`/openapi.json`) shows it with the field."
+            )
+        },
     )
     encryption_key = fields.String(
         metadata={
@@ -122,9 +143,28 @@ class FieldSchema(Schema):
         },
     )
 
+    personal = fields.String(
+        validate=validate.OneOf(PERSONAL),
+        metadata={
+            "description": (
+                "What personal data the value is, so that no path, shipped or added, lets it "
+                "out: `url` (a page or link URL: its query, fragment and user part never reach "
+                "the rejected-requests stream, and are stored only with consent, but for "
+                "`server.user_cookie.keep_query_params`), `identifier` (a person's or device's "
+                "id, such as a visitor id: never in the rejected-requests stream, stored only "
+                "when the request may store an identifier), `consent` (a consent string: "
+                "stored in the event, never in the rejected-requests stream). A refusal never "
+                "quotes a personal field's value. Fields named "
+                f"{', '.join(f'`{n}`' for n in CONSENT_FIELDS)} are `consent` unless marked "
+                "otherwise. Not for `auction_price` or `loss_reason`, whose refusals quote the "
+                "value. See rejected.md and browser.md."
+            )
+        },
+    )
+
     @validates_schema
     def _check(self, data, **kwargs):
-        errors = {}
+        errors = _personal_errors(data)
         bad = [s for s in data.get("source", ()) if s not in SOURCES]
         if bad or not data.get("source"):
             errors["source"] = [f"Must be among: {', '.join(SOURCES)}."]
@@ -133,6 +173,7 @@ class FieldSchema(Schema):
                 re.compile(data["pattern"])
             except re.error as ex:
                 errors["pattern"] = [f"Not a valid regular expression: {ex}."]
+        errors.update(_bound_errors(data))
         if data.get("required") and "default" in data:
             errors["default"] = ["A required field cannot have a default."]
         if data.get("require_encrypted") and data.get("type") != "auction_price":
@@ -144,3 +185,21 @@ class FieldSchema(Schema):
             errors[keys[0]] = ["Set both encryption_key and integrity_key, or neither."]
         if errors:
             raise ValidationError(errors)
+
+
+def _personal_errors(data: dict) -> dict[str, list[str]]:
+    kind, type_ = data.get("personal"), data.get("type")
+    if kind == "url" and type_ != "string":
+        return {"personal": ["Only a string field can be a url."]}
+    if kind and type_ in QUOTING_TYPES:
+        return {"personal": [f"A {type_} field cannot be personal: its refusals quote the value."]}
+    return {}
+
+
+def _bound_errors(data: dict) -> dict[str, list[str]]:
+    """Refuse a ``min`` or ``max`` outside the bounds of the field's type (``TYPE_BOUNDS``)."""
+    low, high = TYPE_BOUNDS.get(data.get("type"), (None, None))
+    if low is None:
+        return {}
+    message = f"Must be from {low:.0f} to {high:.0f} for type {data['type']}."
+    return {k: [message] for k in ("min", "max") if k in data and not low <= data[k] <= high}

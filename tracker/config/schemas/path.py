@@ -13,6 +13,7 @@ from tracker.config.schemas.base import (
     MetricMap,
     NameMap,
 )
+from tracker.config.schemas.identity import EventIdSchema
 
 
 class RedirectSchema(Schema):
@@ -126,29 +127,6 @@ class DeliverySchema(Schema):
         load_default=5,
         validate=validate.Range(min=1, max=3600),
         metadata={"description": ("`Retry-After` seconds of a `durable` path's 503.")},
-    )
-
-
-class EventIdSchema(Schema):
-    """Which fields make the event id deterministic."""
-
-    fields_ = fields.List(
-        fields.String(),
-        data_key="fields",
-        required=True,
-        validate=validate.Length(min=1),
-        metadata={
-            "description": (
-                "When every field listed has a value, the event id is a UUID 5 of the event"
-                " type and the values of `fields` then `with`; otherwise a random UUID 4."
-            )
-        },
-    )
-    with_ = fields.List(
-        fields.String(),
-        data_key="with",
-        load_default=list,
-        metadata={"description": ("Fields whose values also go into the id, when present.")},
     )
 
 

@@ -8,7 +8,7 @@ from tracker.config.schemas.base import FILTER_NAME, NetworkList, check_network
 
 
 class UserCookieSchema(Schema):
-    """The first-party user id cookie."""
+    """The first-party user id cookie, and when any identifier may be stored."""
 
     name = fields.String(
         load_default="tuid",
@@ -27,8 +27,10 @@ class UserCookieSchema(Schema):
         load_default=True,
         metadata={
             "description": (
-                "Without a `gdpr` signal, set no cookie. With `false`, a missing signal is "
-                "treated as `gdpr=0`."
+                "Without a `gdpr` signal (absent, empty, not `0`/`1`), the request may store no"
+                " identifier: no cookie, no `user_id`, no `personal: identifier` field, no URL "
+                "query. With `false`, a missing signal is treated as `gdpr=0` (GDPR does not "
+                "apply); US opt-outs still refuse."
             )
         },
     )
@@ -39,6 +41,17 @@ class UserCookieSchema(Schema):
                 "The operator's TCF vendor id (from the Global Vendor List). When set and GDPR "
                 "applies, the TC string must also give this vendor consent, not only Purpose 1 "
                 "(`gdpr_no_vendor_consent`)."
+            )
+        },
+    )
+    keep_query_params = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.-]+\*?$")),
+        load_default=list,
+        metadata={
+            "description": (
+                "Query parameters that `personal: url` fields keep when the request may not "
+                "store an identifier (every other parameter, and the fragment, is dropped); a "
+                "trailing `*` matches a prefix (`utm_*`)."
             )
         },
     )
@@ -116,7 +129,11 @@ class ServerSchema(Schema):
         UserCookieSchema,
         load_default=lambda: UserCookieSchema().load({}),
         metadata={
-            "description": ("The first-party user id cookie of paths with `user_id: true` (below).")
+            "description": (
+                "The first-party user id cookie of paths with `user_id: true`, and the consent "
+                "rules of every path with `user_id` or `personal` identifier or url fields "
+                "(below, and browser.md)."
+            )
         },
     )
 

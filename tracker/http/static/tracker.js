@@ -66,6 +66,8 @@
 
   function settle(state) {
     if (consent) return;
+    // Global Privacy Control is an opt-out: the tracker stores no identifier then either.
+    if (navigator.globalPrivacyControl) state.identify = false;
     consent = state;
     if (!state.identify) storage(false);
     queue.splice(0).forEach(function (args) { send.apply(null, args); });
@@ -78,7 +80,9 @@
     win.__tcfapi("addEventListener", 2, function (tc, ok) {
       if (!ok || !tc || (tc.eventStatus !== "tcloaded" && tc.eventStatus !== "useractioncomplete")) return;
       var applies = !!tc.gdprApplies;
-      var granted = !applies || !!(tc.purpose && tc.purpose.consents && tc.purpose.consents[1]);
+      // purposeOneTreatment: Purpose 1 was not disclosed, so it has no consent.
+      var granted = !applies || (!tc.purposeOneTreatment &&
+        !!(tc.purpose && tc.purpose.consents && tc.purpose.consents[1]));
       settle({ gdpr: applies ? 1 : 0, tc: tc.tcString, identify: opts.identify !== "never" && granted });
     });
   }

@@ -2,14 +2,16 @@
 
 At start-up each path's field list becomes one marshmallow schema. On a
 request, :func:`gather` collects the raw values from their sources, the schema
-loads them, and :class:`EventMapper` maps the result onto the event id, dimensions and
-metrics. Nothing here knows HTTP: the caller passes a lookup function.
+loads them (through :class:`~tracker.intake.fields.checks.Loader`), and
+:class:`~tracker.intake.fields.mapping.EventMapper` maps the result onto the
+event id, dimensions and metrics. Nothing here knows HTTP: the caller passes a
+lookup function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -17,24 +19,34 @@ from marshmallow import Schema, ValidationError, fields, validate
 from tracker.adtech import openrtb
 from tracker.adtech.pricecrypto import PriceCrypto
 from tracker.config.model import FieldConfig, PathConfig
-from tracker.intake.fields.checks import Checks, Validated
+from tracker.intake.fields import numbers
+from tracker.intake.fields.checks import RANGED, Checks, Validated
 
 #: ``lookup(source, key)`` returns the raw value, or ``None`` when absent.
 Lookup = Callable[[str, str], Any]
 
-MICROS = Decimal(1_000_000)
+#: The refusal of a text that is not a number of the field's type (see :mod:`.numbers`).
+NOT_AN_INTEGER = (
+    "Not a valid integer: ASCII digits, an optional leading -, no exponent or separators."
+)
+NOT_A_DECIMAL = (
+    "Not a valid decimal number: ASCII digits, an optional leading - and fraction, "
+    "no exponent or separators."
+)
+_MICRO = Decimal("0.000001")
 
 
 class Micros(Validated, fields.Field):
     """A decimal amount (``"1.25"``) loaded as integer micro-units (``1250000``).
 
-    Money never travels as a float: the text is parsed as a :class:`Decimal`,
-    bounds are checked on the decimal value, and the result is rounded half-even
-    to a whole number of micro-units.
+    Money never travels as a float: the text is read as a :class:`Decimal`
+    (:func:`~tracker.intake.fields.numbers.decimal`), bounds are checked on
+    the decimal value, and an amount with more than 6 decimal places is
+    refused rather than rounded.
     """
 
     default_error_messages = {
-        "invalid": "Not a valid decimal number.",
+        "invalid": NOT_A_DECIMAL,
         "too_precise": "More than 6 decimal places.",
     }
 
@@ -44,28 +56,26 @@ class Micros(Validated, fields.Field):
         self.maximum = None if maximum is None else Decimal(str(maximum))
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.make_error("invalid")
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation as ex:
-            raise self.make_error("invalid") from ex
-        if not amount.is_finite():
+        amount = numbers.decimal(value)
+        if amount is None:
             raise self.make_error("invalid")
         if self.minimum is not None and amount < self.minimum:
             raise validate.ValidationError(f"Must be greater than or equal to {self.minimum}.")
         if self.maximum is not None and amount > self.maximum:
             raise validate.ValidationError(f"Must be less than or equal to {self.maximum}.")
-        micros = amount * MICROS
-        if micros != micros.to_integral_value():
+        # numbers.decimal() reads at most 21 integer digits: with 6 places that is within
+        # the decimal context's 28, so quantize() never fails, and it equals the amount
+        # exactly when nothing past the sixth place is dropped.
+        micros = amount.quantize(_MICRO)
+        if micros != amount:
             raise self.make_error("too_precise")
-        return int(micros.to_integral_value(rounding=ROUND_HALF_EVEN))
+        return int(micros.scaleb(6))
 
 
 class AuctionPrice(Validated, fields.Field):
     """An OpenRTB clearing price (``${AUCTION_PRICE}``), clear or encrypted.
 
-    Loads to :class:`tracker.openrtb.Price`; references read its attributes:
+    Loads to :class:`tracker.adtech.openrtb.Price`; references read its attributes:
     ``micros`` (per impression, the default), ``cpm_micros``, ``billable``,
     ``encrypted``.
     """
@@ -90,7 +100,19 @@ class AuctionPrice(Validated, fields.Field):
         return price
 
 
-class LossReason(Validated, fields.Integer):
+class Integer(Validated, fields.Integer):
+    """An integer field of a request, read by :func:`~tracker.intake.fields.numbers.integer`."""
+
+    default_error_messages = {"invalid": NOT_AN_INTEGER}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = numbers.integer(value)
+        if number is None:
+            raise self.make_error("invalid")
+        return number
+
+
+class LossReason(Integer):
     """An OpenRTB loss reason code (``${AUCTION_LOSS}``); ``name`` reads its name."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -113,16 +135,28 @@ def _no_macro(value: str) -> None:
         raise ValidationError(_macro_message(macro))
 
 
-class FiniteFloat(Validated, fields.Float):
-    """A float that refuses NaN and infinities."""
+def _no_macro_unnamed(value: str) -> None:
+    """Refuse a macro left in a personal field without naming it: a refusal never quotes one."""
+    if openrtb.unsubstituted_macro(value) is not None:
+        raise ValidationError("Contains an unsubstituted macro (not shown: a personal field).")
 
-    def __init__(self, **kwargs):
-        super().__init__(allow_nan=False, **kwargs)
+
+class FiniteFloat(Validated, fields.Float):
+    """A float field: a decimal text, so never NaN, an infinity or an exponent."""
+
+    default_error_messages = {"invalid": NOT_A_DECIMAL}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = numbers.floating(value)
+        if number is None:
+            raise self.make_error("invalid")
+        return number
 
 
 def _validators(spec: FieldConfig) -> list:
-    validators: list = [_no_macro] if spec.type == "string" else []
-    if spec.type in ("integer", "float") and (spec.min is not None or spec.max is not None):
+    no_macro = _no_macro_unnamed if spec.personal else _no_macro
+    validators: list = [no_macro] if spec.type == "string" else []
+    if spec.type in RANGED and (spec.min is not None or spec.max is not None):
         validators.append(validate.Range(min=spec.min, max=spec.max))
     if spec.min_length is not None or spec.max_length is not None:
         validators.append(validate.Length(min=spec.min_length, max=spec.max_length))
@@ -140,11 +174,12 @@ def _price(spec: FieldConfig, **common: Any) -> fields.Field:
 
 
 class String(Validated, fields.String):
-    """A string field of a request."""
+    """A string field of a request; a JSON number is not a string."""
 
-
-class Integer(Validated, fields.Integer):
-    """An integer field of a request (``"3"`` loads as 3)."""
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not str:
+            raise self.make_error("invalid")
+        return value
 
 
 class Boolean(Validated, fields.Boolean):
@@ -153,12 +188,12 @@ class Boolean(Validated, fields.Boolean):
 
 _CONSTRUCTORS: dict[str, Callable[..., fields.Field]] = {
     "string": lambda spec, **common: String(**common),
-    "integer": lambda spec, **common: Integer(strict=False, **common),
+    "integer": lambda spec, **common: Integer(**common),
     "float": lambda spec, **common: FiniteFloat(**common),
     "boolean": lambda spec, **common: Boolean(**common),
     "micros": lambda spec, **common: Micros(minimum=spec.min, maximum=spec.max, **common),
     "auction_price": _price,
-    "loss_reason": lambda spec, **common: LossReason(strict=False, **common),
+    "loss_reason": lambda spec, **common: LossReason(**common),
 }
 
 

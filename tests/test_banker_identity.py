@@ -1,0 +1,136 @@
+"""The ledger counts ids: once across campaigns, tokens bound to auctions, currency from config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collectors.banker.entries import Entries
+from collectors.banker.ledger import Entry
+from collectors.banker.options import BankerOptions
+from tests.test_banker import DAY, banker, notice, report
+from tracker.event import Event
+from tracker.plugins import Refused
+
+pytestmark = pytest.mark.redis
+
+FLAGS_NONE = {"other_campaign_events": 0, "token_reused_events": 0, "currency_refused_events": 0}
+
+
+def test_one_id_is_spent_once_across_campaigns_and_flagged_in_the_other(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    collector.collect(notice("c1", spend=100, event_id="e1"))
+    assert report(collector, "c1")["spend_micros"] == 100
+    for _ in range(2):  # a retry of the second claim is flagged once
+        collector.collect(notice("c2", spend=100, event_id="e1", line_item="li9"))
+        c2 = report(collector, "c2")
+    assert (c2["spend_micros"], c2["events"]) == (0, 0)
+    assert c2["flagged"] == {**FLAGS_NONE, "other_campaign_events": 1}
+    assert report(collector, "c1")["flagged"] == FLAGS_NONE
+    collector.close(1.0)
+
+
+def test_a_flush_that_died_between_claim_and_spend_is_finished_once(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    ledger = collector._ledger()
+    entry = Entry("e2", "c1", "", "USD", 70, False, DAY)
+    from collectors.banker.claims import claim
+
+    assert claim(ledger.client, ledger.keys, [("c1", [entry])], 60, 60) == [[0]]
+    for _ in range(2):
+        ledger.apply("c1", [entry])
+    assert (ledger.report("c1")["spend_micros"], ledger.report("c1")["events"]) == (70, 1)
+    collector.close(1.0)
+
+
+def test_an_id_spent_before_the_upgrade_is_not_spent_again(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    ledger = collector._ledger()
+    # What the previous release left: the per-campaign id key, no claim.
+    ledger.client.set(f"{ledger.keys.base('c1')}:id:old", "1")
+    assert ledger.apply("c1", [Entry("old", "c1", "", "USD", 5, False, DAY)]).duplicates == 1
+    collector.close(1.0)
+
+
+def test_an_old_spool_record_still_loads():
+    old = json.loads(json.dumps(["e", "c1", "", "USD", 5, False, DAY]))
+    assert Entry(*old) == Entry("e", "c1", "", "USD", 5, False, DAY, "", "")
+
+
+def test_a_token_is_spent_once_under_its_auction(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    collector.collect(notice(spend=10, auction_id="a1", price_token="t1"))
+    collector.collect(notice(spend=10, auction_id="a1", price_token="t1", event_id="other-id"))
+    collector.collect(notice(spend=10, auction_id="a2", price_token="t1"))
+    c1 = report(collector, "c1")
+    assert (c1["spend_micros"], c1["events"]) == (20, 2)  # same auction: a new event id is spent
+    assert c1["flagged"] == {**FLAGS_NONE, "token_reused_events": 1}
+    collector.close(1.0)
+
+
+def test_currency_comes_from_config_and_set_budget_never_from_a_notice(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path, default_currency="EUR")
+    collector.collect(notice(spend=20, currency="USD"))  # first, and odd: not learned
+    collector.collect(notice(spend=10, currency="EUR"))
+    c1 = report(collector, "c1")
+    assert (c1["spend_micros"], c1["currency"]) == (10, "EUR")
+    assert c1["flagged"] == {**FLAGS_NONE, "currency_refused_events": 1}
+    ledger = collector._ledger()
+    assert ledger.set_budget("c2", None, None, DAY, "USD")["currency"] == "USD"
+    collector.collect(notice("c2", spend=30, currency="USD"))
+    assert report(collector, "c2")["spend_micros"] == 30
+    with pytest.raises(ValueError, match="has spend in EUR"):
+        ledger.set_budget("c1", None, None, DAY, "USD")
+    collector.close(1.0)
+
+
+def test_admit_refuses_what_the_ledger_would_not_spend(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    collector._ledger().set_budget("gbp", None, None, DAY, "GBP")
+    collector.admit(notice("gbp", currency="GBP"), None)  # fast path, never read: no guess
+    with pytest.raises(Refused) as refused:
+        collector.admit(notice(currency="EUR"), 5.0)  # durable: read, the default
+    assert (refused.value.status, refused.value.reason) == (400, "currency_mismatch")
+    collector.admit(notice("gbp", currency="GBP"), 5.0)  # durable: the campaign's own
+    with pytest.raises(Refused):
+        collector.admit(notice("gbp", currency="USD"), 5.0)
+    with pytest.raises(Refused):
+        collector.admit(notice("gbp", currency="USD"), None)  # fast path: as last read
+    first = notice(auction_id="a1", price_token="tok")
+    collector.admit(first, 5.0)
+    collector.admit(first, 5.0)  # a retry of the same notice
+    with pytest.raises(Refused) as refused:
+        collector.admit(notice(auction_id="a2", price_token="tok"), 5.0)
+    assert (refused.value.status, refused.value.reason) == (409, "price_token_reused")
+    collector.admit(notice(billable=False, currency="XXX"), 5.0)  # AUDIT: nothing to check
+    collector.close(1.0)
+
+
+ABSURD = [10**400, -(10**400), float("inf"), float("nan"), 10**15, -1]
+
+
+@pytest.mark.parametrize("ts", ABSURD, ids=["huge", "-huge", "inf", "nan", "1e15", "-1"])
+def test_an_absurd_auction_time_never_raises(ts, tmp_path):
+    options = {"redis_url": "redis://x", "spool": {"directory": str(tmp_path)}}
+    entries = Entries("banker", BankerOptions().load(options))
+    entries.open()
+    event = Event(
+        type="billing",
+        path="billing",
+        dimensions={"campaign_id": "c", "billable": True, "auction_ts": ts},
+        metrics={"spend_micros": 1},
+    )
+    assert entries.entry(event).late is False
+
+
+def test_a_campaign_spent_before_the_upgrade_keeps_its_ledgers_currency(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)  # default_currency USD
+    ledger = collector._ledger()
+    ledger.client.hset(f"{ledger.keys.base('old')}:total", mapping={"currency": "EUR"})
+    collector.admit(notice("old", currency="EUR"), 5.0)  # not refused after the upgrade
+    with pytest.raises(Refused):
+        collector.admit(notice("old", currency="USD"), 5.0)
+    collector.collect(notice("old", spend=40, currency="EUR"))
+    assert report(collector, "old")["spend_micros"] == 40
+    collector.close(1.0)
