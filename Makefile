@@ -21,14 +21,14 @@ $(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt scripts/meinheld
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt 'greenlet>=3'
 	bash scripts/meinheld.sh $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,reporting]'
 	touch $@
 
 install: $(INSTALLED)
 
 # The benchmark's extra (matplotlib for the charts) on top of the dev install.
 $(VENV)/.bench-installed: $(INSTALLED)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,reporting,bench]'
 	touch $@
 
 bench-install: $(VENV)/.bench-installed
