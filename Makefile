@@ -62,10 +62,15 @@ redis-down:
 redis-status:
 	bash scripts/redis/redis.sh status
 
-# Start Kafka and Redis if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
+# Start Kafka and Redis if needed, create the topics and the reporting tables, start the
+# reporting loader (var/log/loader.log; docs/reporting.md) and serve on $(TRACKER_BIND) in the
+# foreground; Ctrl-C stops both.
 run: install kafka-up redis-up
 	$(BIN)/tracker check-config $${TRACKER_CONFIG:-config/tracker.yaml}
 	$(BIN)/tracker setup
+	mkdir -p var/log
+	$(BIN)/tracker load >>var/log/loader.log 2>&1 & loader=$$!; \
+	trap 'kill $$loader 2>/dev/null; wait $$loader' EXIT; \
 	$(BIN)/tracker serve
 
 lint: install

@@ -108,6 +108,8 @@ def test_the_report_counts_distinct_ids_and_spends_as_the_banker(store):
         ev("billing", "a", "b3", metrics={"spend_micros": 700}, is_bot=True),
         ev("billing", "a", "b4", NOW + 5, {"spend_micros": 500}, currency="EUR"),
         ev("billing", "b", "b5", NOW + 1, {"spend_micros": 2000}, currency="EUR"),
+        ev("billing", "c", "b6", NOW, {"spend_micros": 100}),  # no currency: the default, USD
+        ev("billing", "c", "b7", NOW + 1, {"spend_micros": 10}, currency="USD"),
     ]
     load(store, first)
     # Exchange duplicates, a replay, a claim of b1 under campaign b: each id once.
@@ -126,6 +128,10 @@ def test_the_report_counts_distinct_ids_and_spends_as_the_banker(store):
          "conversions": 0, "conversion_value_micros": 0, "video_starts": 0,
          "video_completes": 0, "completion_rate": None, "wins": 0, "losses": 0,
          "win_rate": None, "spend_micros": 2000, "ecpm_micros": None},
+        {"campaign": "c", "impressions": 0, "clicks": 0, "bot_impressions": 0, "ctr": None,
+         "conversions": 0, "conversion_value_micros": 0, "video_starts": 0,
+         "video_completes": 0, "completion_rate": None, "wins": 0, "losses": 0,
+         "win_rate": None, "spend_micros": 110, "ecpm_micros": None},
     ]  # fmt: skip
 
 

@@ -11,12 +11,12 @@ per campaign and metric, and its spend equals `tracker banker spend`.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -123,42 +123,46 @@ def traffic(seed: int) -> tuple[list[tuple], dict[str, dict[str, int]]]:
     rng = random.Random(seed)
     expected = {c: dict.fromkeys(query.COUNTED, 0) for c in CAMPAIGNS}
     reqs: list[tuple] = []
-
-    def add(target: str, headers: dict | None = None, **counts: int) -> None:
-        reqs.append(("GET", target, None, headers or BROWSER))
-        for name, n in counts.items():
-            expected[campaign][name] += n
-
     for campaign in CAMPAIGNS:
+
+        def add(target: str, headers: dict | None = None, **counts: int) -> None:
+            reqs.append(("GET", target, None, headers or BROWSER))
+            for name, n in counts.items():
+                expected[campaign][name] += n  # noqa: B023 - called in this iteration only
+
         for i in range(rng.randint(20, 40)):
             ids = f"aid={campaign}-{i}&iid=imp&bid=b&cid={campaign}&li=li-1&crid=cr-1"
             if rng.random() < 0.1:
                 add(f"/imp?{ids}", BOT, bot_impressions=1)
-                continue
-            add(f"/imp?{ids}", impressions=1)
-            if rng.random() < 0.3:
-                add(f"/click?{ids}&url=https://www.example.com/", clicks=1)
-            if rng.random() < 0.2:
-                add(f"/conv?{ids}&order=o{i}&value=1.25", conversions=1)
-                expected[campaign]["conversion_value_micros"] += 1_250_000
-            if rng.random() < 0.3:
-                add(f"/vast/start?{ids}", video_starts=1)
-                if rng.random() < 0.5:
-                    add(f"/vast/complete?{ids}", video_completes=1)
-            if rng.random() < 0.5:
-                add(f"/win?{ids}&price=2.5", wins=1)
-                micros = rng.randint(1, 9_999)
-                if rng.random() < 0.1:
-                    add(f"/bill?{ids}&price=AUDIT&cur=USD")  # not spent
-                elif rng.random() < 0.1:
-                    # The shipped /bill has no bot filter (an exchange's server calls it):
-                    # a crawler's user agent there is spent, by the banker and the report.
-                    add(f"/bill?{ids}&price={micros / 1000}&cur=USD", BOT, spend_micros=micros)
-                else:
-                    add(f"/bill?{ids}&price={micros / 1000}&cur=USD", spend_micros=micros)
             else:
-                add(f"/loss?{ids}&loss=102", losses=1)
+                one_auction(rng, ids, i, add)
     return reqs, expected
+
+
+def one_auction(rng: random.Random, ids: str, i: int, add) -> None:
+    """An impression and what may follow it: click, conversion, video, win and bill, or loss."""
+    add(f"/imp?{ids}", impressions=1)
+    if rng.random() < 0.3:
+        add(f"/click?{ids}&url=https://www.example.com/", clicks=1)
+    if rng.random() < 0.2:
+        add(f"/conv?{ids}&order=o{i}&value=1.25", conversions=1, conversion_value_micros=1_250_000)
+    if rng.random() < 0.3:
+        add(f"/vast/start?{ids}", video_starts=1)
+        if rng.random() < 0.5:
+            add(f"/vast/complete?{ids}", video_completes=1)
+    if rng.random() >= 0.5:
+        add(f"/loss?{ids}&loss=102", losses=1)
+        return
+    add(f"/win?{ids}&price=2.5", wins=1)
+    micros = rng.randint(1, 9_999)
+    if rng.random() < 0.1:
+        add(f"/bill?{ids}&price=AUDIT&cur=USD")  # an AUDIT render: not spent
+    elif rng.random() < 0.1:
+        # The shipped /bill has no bot filter (an exchange's server calls it):
+        # a crawler's user agent there is spent, by the banker and the report.
+        add(f"/bill?{ids}&price={micros / 1000}&cur=USD", BOT, spend_micros=micros)
+    else:
+        add(f"/bill?{ids}&price={micros / 1000}&cur=USD", spend_micros=micros)
 
 
 def test_the_report_equals_the_distinct_events_and_the_banker(
@@ -284,3 +288,72 @@ def test_bad_messages_go_to_dead_letters_and_block_nothing(server_factory, tmp_p
         timeout=120,
     )
     assert once.returncode == 0, once.stderr
+
+
+def history(server) -> int:
+    """Produce six days of earlier events straight into the topics; return the impressions."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": server.env["TRACKER_KAFKA_BOOTSTRAP"]})
+    rng, now, shown = random.Random(6), time.time(), 0
+    for day in range(6, 0, -1):
+        for n, campaign in enumerate(CAMPAIGNS):
+            for _ in range(20 + 12 * ((day + n) % 4) + rng.randint(0, 9)):
+                at = now - day * 86_400 + rng.uniform(-3600, 3600)
+                dims = {"campaign_id": campaign, "is_bot": False}
+                kinds = [("impression", {"impressions": 1})]
+                if rng.random() < 0.25:
+                    kinds.append(("click", {"clicks": 1}))
+                if rng.random() < 0.5:
+                    kinds.append(("billing", {"spend_micros": rng.randint(500, 4000)}))
+                for kind, metrics in kinds:
+                    event = Event(
+                        type=kind, path=kind, dimensions=dims, metrics=metrics, received_at=at
+                    )
+                    producer.produce(
+                        server.topic(
+                            f"tracker-{kind}s" if kind != "billing" else "tracker-billing"
+                        ),
+                        event.to_json(),
+                    )
+                shown += 1
+    producer.flush(30)
+    return shown
+
+
+def test_the_html_report_renders_in_chromium(server_factory, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.integration.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: run `bash scripts/browser.sh`")
+    server = server_factory()
+    server.setup_topics()
+    server.start()
+    loader = Loader(server, tmp_path / "db").start()
+    try:
+        reqs, expected = traffic(7)
+        send_all(server.port, reqs)
+        total = sum(e["impressions"] for e in expected.values()) + history(server)
+        assert wait_until(lambda: sum(r["impressions"] for r in loader.report()) == total, 60)
+        url = f"http://127.0.0.1:{loader.port}/report.html?by=campaign"
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1700, "height": 760})
+            asked = []
+            page.on("request", lambda r: asked.append(r.url))
+            page.goto(url)
+            charts = page.locator("figure svg")
+            assert charts.count() == 3
+            assert page.locator("figure svg rect").count() >= 3  # the hour with the events
+            cells = page.locator("tbody tr td:first-child").all_inner_texts()
+            assert cells == list(CAMPAIGNS)
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+        assert asked == [url]  # self-contained: nothing else is fetched
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("UPDATE_SCREENSHOTS"):
+            (ROOT / "docs" / "reporting-report.png").write_bytes(shot.read_bytes())
+    finally:
+        loader.stop()

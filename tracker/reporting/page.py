@@ -13,7 +13,8 @@ from typing import Any
 
 from . import query
 
-WIDTH, HEIGHT, PAD = 560, 180, 44
+WIDTH, HEIGHT = 560, 180
+LEFT, RIGHT, TOP, BOTTOM = 72, 16, 12, 28
 CHARTS = (
     ("impressions", "Impressions", "#2563eb"),
     ("clicks", "Clicks", "#16a34a"),
@@ -106,30 +107,34 @@ def _chart(series: list[dict[str, Any]], step: str, metric: str, title: str, col
     values = [r[metric] / (1e6 if metric == "spend_micros" else 1) for r in series]
     labels = [str(r[step])[5:16].replace("T", " ") for r in series]
     top = max(values, default=0) or 1
-    inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD + 16
+    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    base = TOP + inner_h
     n = max(len(values), 1)
     slot = inner_w / n
     bars = []
     for i, value in enumerate(values):
         h = inner_h * value / top
-        x, y = PAD + i * slot + slot * 0.15, PAD - 16 + inner_h - h
         bars.append(
-            f"<rect x='{x:.1f}' y='{y:.1f}' width='{slot * 0.7:.1f}' height='{h:.1f}' "
-            f"fill='{color}'><title>{escape(labels[i])}: {value:g}</title></rect>"
+            f"<rect x='{LEFT + i * slot + slot * 0.15:.1f}' y='{base - h:.1f}' "
+            f"width='{slot * 0.7:.1f}' height='{h:.1f}' fill='{color}'>"
+            f"<title>{escape(labels[i])}: {_number(value, metric)}</title></rect>"
         )
-    ticks = [labels[0], labels[-1]] if labels else []
+    ticks = [(0, labels[0]), (n - 1, labels[-1])] if labels else []
     axis = "".join(
-        f"<text x='{PAD + (i * (n - 1)) * slot + slot / 2:.1f}' y='{HEIGHT - 8}' "
+        f"<text x='{LEFT + i * slot + slot / 2:.1f}' y='{HEIGHT - 8}' "
         f"text-anchor='middle'>{escape(t)}</text>"
-        for i, t in enumerate(ticks)
+        for i, t in ticks
     )
-    base = PAD - 16 + inner_h
     return (
         f"<figure><figcaption>{escape(title)} per {step}</figcaption>"
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
         f"role='img' aria-label='{escape(title)} per {step}'>"
-        f"<line x1='{PAD}' y1='{base:.1f}' x2='{WIDTH - PAD}' y2='{base:.1f}' stroke='#999'/>"
-        f"<text x='{PAD - 4}' y='{PAD - 12}' text-anchor='end'>{top:g}</text>"
-        f"<text x='{PAD - 4}' y='{base:.1f}' text-anchor='end'>0</text>"
+        f"<line x1='{LEFT}' y1='{base}' x2='{WIDTH - RIGHT}' y2='{base}' stroke='#999'/>"
+        f"<text x='{LEFT - 6}' y='{TOP + 4}' text-anchor='end'>{_number(top, metric)}</text>"
+        f"<text x='{LEFT - 6}' y='{base}' text-anchor='end'>0</text>"
         f"{''.join(bars)}{axis}</svg></figure>"
     )
+
+
+def _number(value: float, metric: str) -> str:
+    return f"{value:,.2f}" if metric == "spend_micros" else f"{value:,.0f}"

@@ -40,7 +40,7 @@ COUNTED = {
     "video_completes": "countIf(type = 'video' AND vast_event = 'complete' AND NOT is_bot)",
     "wins": "countIf(type = 'win')",
     "losses": "countIf(type = 'loss')",
-    "spend_micros": "sumIf(spend_micros, spendable AND currency = campaign_currency)",
+    "spend_micros": "sumIf(spend_micros, spendable AND money = campaign_currency)",
 }
 #: Every metric of the report, in output order.
 METRICS = (
@@ -60,6 +60,9 @@ METRICS = (
     "ecpm_micros",
 )
 
+#: The banker's currency for a notice without one (its ``default_currency``, USD).
+DEFAULT_CURRENCY = "USD"
+_MONEY = f"if(currency = '', '{DEFAULT_CURRENCY}', currency)"
 #: A billing notice the banker spends: billable (not AUDIT), not a bot, with a campaign.
 SPENDABLE = "type = 'billing' AND billable AND NOT is_bot AND campaign_id != ''"
 _COPY = "(received_at, topic, partition, offset)"
@@ -166,14 +169,14 @@ WITH firsts AS (
     GROUP BY type, id
 ),
 currencies AS (
-    SELECT campaign_id, argMin(currency, copy) AS campaign_currency
+    SELECT campaign_id, argMin({_MONEY}, copy) AS campaign_currency
     FROM firsts WHERE {SPENDABLE}
     GROUP BY campaign_id
 )
 SELECT {keys},
     {counted}
 FROM (
-    SELECT *, {SPENDABLE} AS spendable FROM firsts WHERE {where}
+    SELECT *, {SPENDABLE} AS spendable, {_MONEY} AS money FROM firsts WHERE {where}
 ) AS f
 LEFT JOIN currencies AS c ON f.campaign_id = c.campaign_id
 GROUP BY {order}
