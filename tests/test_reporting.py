@@ -49,7 +49,7 @@ def test_a_message_that_is_not_an_event_is_refused_with_its_reason(value, reason
         schema.row(value, "t", 0, 7)
 
 
-def test_a_row_keeps_typed_columns_and_the_rest_in_maps():
+def test_typed_columns_come_from_the_maps(store):
     event = Event(
         type="billing",
         path="billing",
@@ -58,10 +58,24 @@ def test_a_row_keeps_typed_columns_and_the_rest_in_maps():
         received_at=NOW,
     )
     row = schema.row(event.to_json(), "tracker-billing", 2, 41)
-    assert row["campaign_id"] == "c" and row["spend_micros"] == 3100
-    assert row["billable"] is False and row["is_bot"] is True
-    assert row["dimensions"] == {"billable": "false", "is_bot": "true", "seat_id": "s1"}
-    assert (row["topic"], row["partition"], row["offset"]) == ("tracker-billing", 2, 41)
+    assert row["dimensions"] == {
+        "campaign_id": "c",
+        "billable": "false",
+        "is_bot": "true",
+        "seat_id": "s1",
+    }
+    head = schema.splice_head("tracker-billing", 2)
+    store.insert(schema.EVENTS, [row], "checked")
+    store.insert_raw(schema.EVENTS, schema.spliced(event.to_json(), head, 42), "raw")
+    columns = "campaign_id, billable, is_bot, spend_micros, topic, partition, offset, version"
+    got = store.rows(f"SELECT {columns} FROM {schema.EVENTS} ORDER BY offset")
+    version = schema.VERSION_BASE - schema.epoch_millis(event.to_dict()["received_at"])
+    assert got == [
+        {"campaign_id": "c", "billable": 0, "is_bot": 1, "spend_micros": 3100,
+         "topic": "tracker-billing", "partition": 2, "offset": o, "version": version}
+        for o in (41, 42)
+    ]  # fmt: skip
+    assert schema.spliced(b"[]", head, 1) is None and schema.spliced(b"{}", head, 1) is None
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ DEFAULT_URL = "chdb:var/reporting"
 
 #: ClickHouse error codes that mean the data, not the database, is wrong: the rows
 #: of the batch are inserted one by one and the refused ones become dead letters.
-DATA_ERRORS = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321, 349})
+DATA_ERRORS = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321, 349, 469})
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -77,6 +77,10 @@ class Store:
 
     def insert(self, table: str, rows: list[dict[str, Any]], token: str) -> None:
         """Insert ``rows`` into ``table`` once: a repeat with the same token is a no-op."""
+        self.insert_raw(table, b"\n".join(orjson.dumps(r) for r in rows), token)
+
+    def insert_raw(self, table: str, body: bytes, token: str) -> None:
+        """Insert JSONEachRow lines (read with :data:`schema.INSERT_SETTINGS`) once per token."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -121,11 +125,11 @@ class EmbeddedStore(Store):
         data = self._query(sql, "JSONEachRow").bytes()
         return [orjson.loads(line) for line in data.splitlines() if line]
 
-    def insert(self, table: str, rows: list[dict[str, Any]], token: str) -> None:
-        body = b"\n".join(orjson.dumps(r) for r in rows).decode()
+    def insert_raw(self, table: str, body: bytes, token: str) -> None:
+        settings = ", ".join(f"{k}={v!r}" for k, v in schema.INSERT_SETTINGS.items())
         self._query(
-            f"INSERT INTO {table} SETTINGS insert_deduplication_token='{_quote(token)}'"
-            f" FORMAT JSONEachRow {body}"
+            f"INSERT INTO {table} SETTINGS insert_deduplication_token='{_quote(token)}',"
+            f" {settings} FORMAT JSONEachRow {body.decode('utf-8', 'replace')}"
         )
 
     def close(self) -> None:
@@ -192,13 +196,12 @@ class ServerStore(Store):
             raise _server_error(ex) from None
         return [orjson.loads(line) for line in data.splitlines() if line]
 
-    def insert(self, table: str, rows: list[dict[str, Any]], token: str) -> None:
-        body = b"\n".join(orjson.dumps(r) for r in rows)
+    def insert_raw(self, table: str, body: bytes, token: str) -> None:
         try:
             self._client.raw_insert(
                 table,
                 insert_block=body,
-                settings={"insert_deduplication_token": token},
+                settings={"insert_deduplication_token": token, **schema.INSERT_SETTINGS},
                 fmt="JSONEachRow",
             )
         except Exception as ex:
