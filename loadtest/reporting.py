@@ -148,15 +148,21 @@ def freshness(work: Path, bootstrap: str, rate: int, seconds: float) -> dict:
         ]
         for p in pool:
             p.start()
+        began = time.perf_counter()
         sent, seen = _markers(port, loader_port, seconds)
         for p in pool:
             p.join()
+        span = time.perf_counter() - began
+        with urllib.request.urlopen(f"http://127.0.0.1:{loader_port}/report", timeout=60) as r:
+            loaded = sum(row["impressions"] for row in json.loads(r.read())["rows"])
     finally:
         loader.stop()
         tracker.stop()
     delays = sorted(seen[k] - sent[k] for k in seen) or [float("nan")]
     return {
         "rate": rate,
+        # Impressions in the report over the time the senders ran: the rate achieved.
+        "achieved_rate": round(loaded / span),
         "markers": len(sent),
         "visible": len(seen),
         "p50_s": round(percentile(delays, 50), 3),
