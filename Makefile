@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status \
+.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status clickhouse \
 	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
 	helm-lint browser bench bench-smoke stages clean
 
@@ -91,7 +91,7 @@ unit: install
 
 # The integration tests start and stop their own broker (port 19092, var/kafka-test)
 # and Redis (16379 and a cluster on 17001-17003, var/redis-test*).
-integration: install browser
+integration: install browser clickhouse
 	$(BIN)/python -m pytest -q tests/integration
 
 # Installs helm from the Go module proxy into var/bin once, then lints, renders and
@@ -102,6 +102,11 @@ helm-lint: install
 # Debian's chromium and ffmpeg for the browser-tag tests (tests/integration/test_browser.py).
 browser:
 	bash scripts/browser.sh
+
+# Debian's clickhouse-server 18.16 for the Kafka-engine test (docs/reporting.md); the
+# loader itself uses embedded chdb.
+clickhouse:
+	bash scripts/clickhouse.sh
 
 # The benchmark (docs/performance.md): its own broker, the tracker, nginx and a bare
 # Falcon app; results in loadtest/results/. The smoke run writes var/bench/results/;
@@ -119,7 +124,7 @@ stages: install
 
 # The whole suite: lint (Python, Dockerfile), Helm chart, benchmark smoke, unit, integration (real Kafka,
 # real gunicorn, headless Chromium).
-test: lint hadolint helm-lint browser bench-smoke
+test: lint hadolint helm-lint browser clickhouse bench-smoke
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:
