@@ -196,7 +196,7 @@ def test_setup_never_fails_when_the_database_cannot_be_used(tmp_path):
         "skipped: TRACKER_REPORTING_URL must be chdb:PATH or http(s)://..., not 'mysql://nowhere'"
     ]
     (line,) = cli.setup_lines("http://127.0.0.1:9/db")
-    assert line.startswith("skipped: cannot reach 127.0.0.1:9")
+    assert line.startswith("skipped: cannot open a session with 127.0.0.1:9")
 
 
 def test_report_command_refuses_bad_options(capsys):

@@ -181,7 +181,9 @@ class ServerStore(Store):
                 send_receive_timeout=60,
             )
         except Exception as ex:
-            raise Unavailable(f"cannot reach {parts.hostname}:{parts.port}: {ex}") from None
+            raise Unavailable(
+                f"cannot open a session with {parts.hostname}:{parts.port}: {ex}"
+            ) from None
 
     def execute(self, sql: str) -> None:
         try:
