@@ -274,6 +274,13 @@ def test_bad_messages_go_to_dead_letters_and_block_nothing(server_factory, tmp_p
         assert wait_until(lambda: loader.report("--campaign", "dl") != [], 30)
         assert loader.report("--campaign", "dl")[0]["impressions"] == 1
         assert loader.get("/readyz")[0] == 200
+        metrics = loader.get("/metrics")[2].decode()
+        assert 'tracker_loader_dead_letters_total{reason="bad_message"} 3.0' in metrics
+        assert loader.metric("tracker_loader_rows_written_total") >= 4  # 1 event, 3 dead
+        lag = [line for line in metrics.splitlines() if line.startswith("tracker_loader_lag{")]
+        assert f'tracker_loader_lag{{topic="{topic}",partition="0"}} 0.0' in lag
+        assert len(lag) >= 3  # every partition of every assigned topic
+        assert 0 <= loader.metric("tracker_loader_last_insert_age_seconds") < 5
         status, _, html = loader.get("/report.html?by=campaign")
         assert status == 200 and b"<svg" in html and b"<td>dl</td>" in html
     finally:
