@@ -79,6 +79,7 @@ class Loader:
         self._assigned: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._heads: dict[tuple[str, int], bytes] = {}
+        self._probed: dict[tuple[str, int], float] = {}
         self._lag_at = 0.0
         #: perf_counter() of the first message consumed and of the end of run() (benchmark).
         self.first_message_at = self.finished_at = 0.0
@@ -308,12 +309,19 @@ class Loader:
         for topic, partition in sorted(self._assigned):
             tp = TopicPartition(topic, partition)
             try:
-                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                # A partition that has sent nothing has no cached end: ask the broker,
+                # at most every 10 s, so idle partitions show their lag (0) too.
+                if high < 0 and now - self._probed.get((topic, partition), 0.0) > 10:
+                    self._probed[(topic, partition)] = now
+                    low, high = self.consumer.get_watermark_offsets(tp, 1, cached=False)
                 done = self._committed.get((topic, partition))
                 if done is None:
                     done = self.consumer.position([tp])[0].offset
             except Exception:
                 continue
+            if done < 0:  # nothing read or committed yet: the group starts at the earliest
+                done = low
             if high >= 0 and done >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(0, high - done))
 
