@@ -177,7 +177,10 @@ def test_the_report_equals_the_distinct_events_and_the_banker(
         assert {a[0] for a in answers} <= {200, 204, 302}, {a[0] for a in answers}
         time.sleep(0.5)  # the banker has each campaign's USD notices before the EUR one
         odd = ("GET", "/bill?aid=alpha-eur&iid=imp&bid=b&cid=alpha&price=1.0&cur=EUR", None, {})
-        assert send_all(server.port, [odd])[0][0] == 204  # the banker refuses it: not spent
+        # Not spent either way: answered 204 and refused by the ledger (currency learnt from
+        # the first notice), or refused at the request, 400, once the currency is
+        # configuration (issue 18); the report must leave it out in both cases.
+        assert send_all(server.port, [odd])[0][0] in (204, 400)
 
         # ClickHouse unavailable: the loader's data directory fills up.
         assert wait_until(lambda: loader.metric("tracker_loader_lag") == 0, 60)
