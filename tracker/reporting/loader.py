@@ -117,6 +117,9 @@ class Loader:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "max.poll.interval.ms": 600_000,
+                # A killed loader's partitions go to its successor 10 s later, not 45.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 3_000,
                 "topic.metadata.refresh.interval.ms": 10_000,
                 **dict(opts.consumer),
             }
