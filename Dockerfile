@@ -7,6 +7,9 @@
 
 # Both stages use the same Python, so the venv's interpreter links stay valid.
 ARG PYTHON_IMAGE=python:3.11-slim
+# Extras to install: empty for the tracker, "reporting" for an image that also runs
+# `tracker load` (clickhouse-connect, chdb; helm: loader.image).
+ARG EXTRAS=""
 
 # --- builder: compiles meinheld (no wheel for 3.11) and fills /opt/venv -----------
 FROM ${PYTHON_IMAGE} AS builder
@@ -34,7 +37,8 @@ RUN pip install -c constraints.txt 'greenlet>=3' \
 COPY pyproject.toml setup.cfg setup.py README.md* ./
 COPY tracker ./tracker
 COPY collectors ./collectors
-RUN pip install -c constraints.txt . \
+ARG EXTRAS
+RUN pip install -c constraints.txt ".${EXTRAS:+[${EXTRAS}]}" \
     && tracker --help > /dev/null
 
 # --- runtime -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export TRACKER_BIND ?= 127.0.0.1:8080
 
-.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status \
+.PHONY: install bench-install run serve test unit integration lint hadolint docs kafka-up kafka-down kafka-status clickhouse \
 	kafka-cluster-up kafka-cluster-down kafka-cluster-status redis-up redis-down redis-status \
 	helm-lint browser bench bench-smoke stages clean
 
@@ -22,14 +22,14 @@ $(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt scripts/meinheld
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt 'greenlet>=3'
 	bash scripts/meinheld.sh $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,reporting]'
 	touch $@
 
 install: $(INSTALLED)
 
 # The benchmark's extra (matplotlib for the charts) on top of the dev install.
 $(VENV)/.bench-installed: $(INSTALLED)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,reporting,bench]'
 	touch $@
 
 bench-install: $(VENV)/.bench-installed
@@ -63,10 +63,15 @@ redis-down:
 redis-status:
 	bash scripts/redis/redis.sh status
 
-# Start Kafka and Redis if needed, create the topics, serve on $(TRACKER_BIND) in the foreground.
+# Start Kafka and Redis if needed, create the topics and the reporting tables, start the
+# reporting loader (var/log/loader.log; docs/reporting.md) and serve on $(TRACKER_BIND) in the
+# foreground; Ctrl-C stops both.
 run: install kafka-up redis-up
 	$(BIN)/tracker check-config $${TRACKER_CONFIG:-config/tracker.yaml}
 	$(BIN)/tracker setup
+	mkdir -p var/log
+	$(BIN)/tracker load >>var/log/loader.log 2>&1 & loader=$$!; \
+	trap 'kill $$loader 2>/dev/null; wait $$loader' EXIT; \
 	$(BIN)/tracker serve
 
 lint: install
@@ -87,7 +92,7 @@ unit: install
 
 # The integration tests start and stop their own broker (port 19092, var/kafka-test)
 # and Redis (16379 and a cluster on 17001-17003, var/redis-test*).
-integration: install browser
+integration: install browser clickhouse
 	$(BIN)/python -m pytest -q tests/integration
 
 # Installs helm from the Go module proxy into var/bin once, then lints, renders and
@@ -98,6 +103,11 @@ helm-lint: install
 # Debian's chromium and ffmpeg for the browser-tag tests (tests/integration/test_browser.py).
 browser:
 	bash scripts/browser.sh
+
+# Debian's clickhouse-server 18.16 for the Kafka-engine test (docs/reporting.md); the
+# loader itself uses embedded chdb.
+clickhouse:
+	bash scripts/clickhouse.sh
 
 # The benchmark (docs/performance.md): its own broker, the tracker, nginx and a bare
 # Falcon app; results in loadtest/results/. The smoke run writes var/bench/results/;
@@ -115,7 +125,7 @@ stages: install
 
 # The whole suite: lint (Python, Dockerfile), Helm chart, benchmark smoke, unit, integration (real Kafka,
 # real gunicorn, headless Chromium).
-test: lint hadolint helm-lint browser bench-smoke
+test: lint hadolint helm-lint browser clickhouse bench-smoke
 	$(BIN)/python -m pytest -q -ra tests
 
 clean:

@@ -31,4 +31,8 @@ if [[ ! -x var/bin/vegeta || "$(cat var/bin/.vegeta-version 2>/dev/null)" != "$V
 fi
 
 make -s bench-install
-exec .venv/bin/python -m loadtest.bench
+# The tracker's phases, then reporting's (loader throughput, report freshness; docs/reporting.md).
+rc=0
+.venv/bin/python -m loadtest.bench || rc=$?
+.venv/bin/python -m loadtest.reporting || rc=1
+exit "$rc"

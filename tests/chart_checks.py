@@ -148,7 +148,11 @@ def disruption_budget(by_kind):
 def security(by_kind):
     """Non-root, read-only root filesystem, no privilege escalation, no capabilities."""
     jobs = [(f"Job {j['metadata']['name']}", j["spec"]["template"]) for j in by_kind.get("Job", [])]
-    for what, pod in [("Deployment", server(by_kind)[1]), *jobs]:
+    others = [
+        (f"Deployment {d['metadata']['name']}", d["spec"]["template"])
+        for d in by_kind.get("Deployment", [])[1:]  # the reporting loader's
+    ]
+    for what, pod in [("Deployment", server(by_kind)[1]), *others, *jobs]:
         for container in pod["spec"]["containers"]:
             sc = container.get("securityContext", {})
             name = f"{what} container {container['name']}"

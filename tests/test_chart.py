@@ -218,7 +218,31 @@ REFUSED = [
         ],
         "autoscaling.enabled needs targetCPUUtilizationPercentage or target",
     ),
+    (
+        ["--set", "loader.enabled=true"],
+        "loader.database.existingSecret is required: a Secret whose key loader.database.key",
+    ),
 ]
+
+
+def test_the_loader_reads_its_database_from_the_secret_and_is_probed_on_its_port(helm):
+    by_kind = rendered(helm, "-f", str(CHART / "ci" / "loader-values.yaml"))
+    (loader,) = [
+        d for d in release(by_kind, "Deployment") if d["metadata"]["name"].endswith("-loader")
+    ]
+    pod = loader["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "loader"
+    assert loader["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "loader"
+    (container,) = pod["spec"]["containers"]
+    assert container["args"][:3] == ["load", "--admin-bind", "0.0.0.0:9091"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TRACKER_REPORTING_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tracker-clickhouse",
+        "key": "url",
+    }
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "loader-admin"}
+    assert "TRACKER_KAFKA_BOOTSTRAP" in env
+    assert "loader" not in str(rendered(helm)), "the loader is off by default"
 
 
 @pytest.mark.parametrize("args, message", REFUSED, ids=[" ".join(r[0][1::2]) for r in REFUSED])

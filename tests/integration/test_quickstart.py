@@ -116,7 +116,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_quickstart_runs_as_written(tmp_path, broker):
-    *page_ports, redis_port = free_ports(4)
+    *page_ports, redis_port, loader_port = free_ports(5)
     ports = {
         f"127.0.0.1:{page}": f"127.0.0.1:{port}"
         for page, port in zip((8080, 9090, 8099), page_ports, strict=True)
@@ -129,6 +129,8 @@ def test_quickstart_runs_as_written(tmp_path, broker):
     env.update(
         TRACKER_BIND=ports["127.0.0.1:8080"],
         TRACKER_ADMIN_BIND=ports["127.0.0.1:9090"],
+        # `make run` starts the reporting loader too: its admin port, free.
+        TRACKER_LOADER_ADMIN_BIND=f"127.0.0.1:{loader_port}",
         TRACKER_WORKERS="1",
         TRACKER_KAFKA_BOOTSTRAP=broker.bootstrap,
         KAFKA_PORT=broker.env["KAFKA_PORT"],

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tracker.adtech.signing import SCOPES
 from tracker.config import ConfigError, config_path, load_file
+from tracker.reporting import cli as reporting
 
 EXIT_CONFIG = 2
 COMMAND_GROUP = "tracker.commands"
@@ -94,6 +95,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
     for name, plugin in config.collectors.items():
         for line in plugin.create().setup(args.timeout):
             print(f"{name}: {line}")
+    if not args.no_reporting:
+        from tracker.reporting.cli import setup_lines
+
+        for line in setup_lines():
+            print(f"reporting: {line}")
     return 0
 
 
@@ -227,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="create Kafka topics and other collector resources")
     setup.add_argument("--config", help="tracker YAML (TRACKER_CONFIG)")
     setup.add_argument("--timeout", type=float, default=30.0)
+    setup.add_argument(
+        "--no-reporting", action="store_true", help="leave the reporting tables alone"
+    )
     setup.set_defaults(func=cmd_setup)
 
     replay = sub.add_parser(
@@ -290,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--indent", type=int, default=None)
     tail.set_defaults(func=cmd_tail)
 
+    reporting.register(sub, lambda path: _load(path or config_path()))
     for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         ep.load()(sub, lambda path: _load(path or config_path()))
     return top
