@@ -153,7 +153,8 @@ class BotFilterOptions(Schema):
         metadata={
             "description": (
                 "Also count as a bot what ua-parser's rules know as a crawler (the parser the "
-                "`user_agent` preprocessor uses); either verdict makes a bot."
+                "`user_agent` preprocessor uses, loaded in each worker: about 16 MiB); either "
+                "verdict makes a bot."
             )
         },
     )

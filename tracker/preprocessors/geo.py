@@ -178,11 +178,11 @@ class GeoIp(Preprocessor):
             metrics.inc(metrics.ENRICH_FAILURES, self.name, "database_error")
             log.error("%s: cannot read GeoIP database %s: %s", self.name, self.path, ex)
             return False
-        old, self.reader = self.reader, reader
         # One assignment: a request thread uses either the old lookup or the new.
+        # The old reader is not closed here: a lookup may be using it right now;
+        # it is released with the last reference to the old lookup.
+        self.reader = reader
         self.lookup = self._cached(reader)
-        if old is not None:
-            old.close()
         log.info("%s: GeoIP database %s loaded (%s)", self.name, self.path, _describe(reader))
         return True
 
