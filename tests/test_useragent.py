@@ -276,3 +276,27 @@ def test_server_to_server_paths_ignore_the_user_agent(shipped, route, body):
 def test_the_fast_resolver_is_used():
     # google-re2 is a dependency: a first sight costs ~50 µs with it, ~750 µs without.
     assert parser().classifier.engine == "re2"
+
+
+def test_ssai_device_user_agent_ignores_the_callers_client_hints():
+    config = load_file("config/tracker.yaml", {"TRACKER_AD_INSERTERS": "10.0.0.1"})
+    tracker, memory = build_app(config)
+    client = falcon.testing.TestClient(tracker.wsgi)
+    headers = {
+        "User-Agent": CHROME_WINDOWS,
+        "X-Device-User-Agent": REAL_WORLD["samsung-tv"][0],
+        "Sec-CH-UA-Platform": '"Windows"',
+        "Sec-CH-UA-Mobile": "?1",
+    }
+    result = client.simulate_get(
+        "/vast/start", query_string="cid=c1", headers=headers, remote_addr="10.0.0.1"
+    )
+    assert result.status_code == 200
+    (sent,) = memory["kafka"].events
+    assert (sent.dimensions["device_type"], sent.dimensions["os"]) == ("tv", "Tizen")
+    # The same hints from a browser itself are believed.
+    memory["kafka"].events.clear()
+    del headers["X-Device-User-Agent"]
+    client.simulate_get("/vast/start", query_string="cid=c1", headers=headers)
+    (sent,) = memory["kafka"].events
+    assert (sent.dimensions["device_type"], sent.dimensions["os"]) == ("mobile", "Windows")

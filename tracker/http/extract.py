@@ -223,7 +223,13 @@ def device_header_callers(trusted_proxies: Iterable[str], ad_inserters: Iterable
 
 
 def _client_hints(env: dict) -> dict[str, str] | None:
-    """Return the low-entropy ``Sec-CH-UA-*`` hints of a request, or None without any."""
+    """Return a request's platform hints, or None when it sent neither platform nor mobile.
+
+    ``Sec-CH-UA-Platform`` and ``Sec-CH-UA-Mobile`` come by default from
+    Chromium browsers; ``Sec-CH-UA-Platform-Version`` only where the page
+    asked for it (``Accept-CH`` and, for a third-party tracker, a
+    ``Permissions-Policy`` delegating it).
+    """
     platform = env.get("HTTP_SEC_CH_UA_PLATFORM")
     mobile = env.get("HTTP_SEC_CH_UA_MOBILE")
     if platform is None and mobile is None:
