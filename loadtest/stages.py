@@ -9,6 +9,10 @@ use prometheus_client's multiprocess mode, as under gunicorn. Then it times
 whole requests through the tracker's WSGI app and through the bare Falcon
 pixel (``loadtest.pixel``), in-process, so the framework's share is visible.
 
+The ``geoip`` preprocessor runs with a small generated database
+(:mod:`loadtest.enrich`) unless ``TRACKER_GEOIP_DB`` names one; the cache-miss
+costs of ``user_agent`` and ``geoip`` follow the table.
+
 Usage: ``make stages`` (prints the table; JSON in var/bench/stages.json).
 """
 
@@ -189,6 +193,7 @@ def main() -> int:
     # as under gunicorn, so the counters cost what they cost in a worker.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-stages-metrics-")
     from loadtest import pixel
+    from loadtest.enrich import miss_costs, miss_table, write_database
     from loadtest.scenarios import CLICK_KEYS
     from loadtest.servers import Broker, free_port
     from tracker.config import load_file
@@ -205,6 +210,8 @@ def main() -> int:
         "TRACKER_SPOOL_DIR": str(WORK / "stages" / "spool"),
         "TRACKER_CLICK_KEYS": CLICK_KEYS,
     }
+    # The geoip preprocessor is timed with a database, as in production.
+    environ.setdefault("TRACKER_GEOIP_DB", str(write_database(ROOT)))
     config = load_file(os.environ.get("BENCH_CONFIG") or ROOT / "config" / "tracker.yaml", environ)
     tracker = Tracker(config)
     try:
@@ -232,10 +239,12 @@ def main() -> int:
     finally:
         lost = tracker.close(30)
         broker.down()
+    misses = miss_costs(Path(environ["TRACKER_GEOIP_DB"]))
     rows = summary(stages.times)
     print(f"/imp, all ad parameters: {count} requests, {lost} events lost at close")
     print(table(rows, whole))
     print(refusal_table(refusals, whole["whole request through the bare Falcon pixel"]))
+    print(miss_table(misses))
     out = WORK / "stages.json"
     out.write_text(
         json.dumps(
@@ -246,6 +255,7 @@ def main() -> int:
                     k: {"median_us": median(v) / 1000, "mean_us": mean(v) / 1000}
                     for k, v in {**whole, **refusals}.items()
                 },
+                "cache_misses": misses,
             },
             indent=2,
         )

@@ -43,6 +43,8 @@ def test_pixel_path_accepts_and_answers_gif(default_app):
         "creative_id": "cr9",
         "impression_id": "imp-1",
         "is_bot": False,
+        # A user agent the parser does not know (counted as unrecognised).
+        "device_type": "other",
     }
     # A CPM of 2.5 is 2500 micro-units for one impression.
     assert event.metrics == {"impressions": 1, "cost_micros": 2500}

@@ -164,6 +164,8 @@ def test_stages_time_every_stage_of_an_impression(bench_app):
         "event build (dimensions, metrics, ids, time)": 3,
         "consent decision and user cookie": 3,
         "preprocessor bots": 3,
+        "preprocessor device": 3,
+        "preprocessor geo": 3,
         "preprocessor anonymise_ip": 3,
         "request and event counters": 3,
         "collect: kafka (MemoryCollector)": 3,
@@ -333,3 +335,14 @@ def test_the_table_shows_the_banker_both_ways_and_a_ledger_mismatch():
     assert "in 4 campaigns and 6 line items, 16,000 micros" in text
     assert "(1 campaigns or line items differ in the ledger: MISMATCH)." in text
     assert "14.0 µs per notice, of which 6.0 µs of the flushing thread's CPU." in text
+
+
+def test_enrichment_miss_costs_are_measured(tmp_path):
+    from loadtest.enrich import MIX, miss_costs, miss_table, write_database
+
+    assert len(MIX) == 20
+    costs = miss_costs(write_database(tmp_path))
+    text = miss_table(costs)
+    assert "| user_agent parse (cache miss) |" in text
+    assert "| geoip lookup (cache miss) |" in text
+    assert costs["memory"]["user_agent"] > 0 and costs["memory"]["geoip"] > 0

@@ -247,6 +247,7 @@ def test_defaults():
         "patterns": None,
         "extra_patterns": [],
         "dimension": "is_bot",
+        "parser": True,
         "empty_user_agent_is_bot": True,
     }
 

@@ -37,6 +37,11 @@ EVENTS = Counter("tracker_events_total", "Events handed to collectors", ["event_
 DROPPED = Counter(
     "tracker_events_dropped_total", "Events dropped by a preprocessor", ["preprocessor"]
 )
+ENRICH_FAILURES = Counter(
+    "tracker_enrichment_failures_total",
+    "Events an enriching preprocessor (user_agent, geoip) could not fully enrich, by kind",
+    ["preprocessor", "kind"],
+)
 COLLECTED = Counter(
     "tracker_collector_events_total", "Events accepted by a collector", ["collector"]
 )

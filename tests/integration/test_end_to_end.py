@@ -47,6 +47,10 @@ def build_requests(n: int, seed: int = 7) -> tuple[list[tuple], list[dict]]:
                         "creative_id": f"cr{i % 5}",
                         "impression_id": f"imp-{i}",
                         "is_bot": False,
+                        "device_type": "desktop",
+                        "os": "Linux",
+                        "browser": "Firefox",
+                        "browser_version": "133",
                     },
                     "metrics": {"impressions": 1, "cost_micros": cents * 10},
                 }

@@ -66,4 +66,4 @@ def test_check_config_command():
         text=True,
     )
     assert ok.returncode == 0
-    assert ok.stdout == "config/tracker.yaml: OK (13 paths, 5 collectors, 3 preprocessors)\n"
+    assert ok.stdout == "config/tracker.yaml: OK (13 paths, 5 collectors, 5 preprocessors)\n"

@@ -154,6 +154,15 @@ def _check_plugins(where: str, loaded: dict, top: dict, problems: Problems) -> N
         for i, ref in enumerate(loaded.get(section, ())):
             if ref not in top[section]:
                 problems.add(f"{where}.{section}.{i}", f"no {section[:-1]} named {ref!r}")
+    # A lookup after anonymisation would locate the /24, not the visitor.
+    types = [
+        (top["preprocessors"].get(ref) or {}).get("type") for ref in loaded.get("preprocessors", ())
+    ]
+    if "geoip" in types and "ip_anonymise" in types[: types.index("geoip")]:
+        problems.add(
+            f"{where}.preprocessors.{types.index('geoip')}",
+            "a geoip preprocessor must come before ip_anonymise: it needs the full address",
+        )
 
 
 def _check_route_params(

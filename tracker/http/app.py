@@ -76,7 +76,11 @@ class Tracker:
             if path.batch is None
         }
         for path in config.paths.values():
-            context = ContextReader(client_ip, path.device_headers, believed)
+            hints = any(
+                getattr(config.preprocessors[n].cls, "reads_client_hints", False)
+                for n in path.preprocessors
+            )
+            context = ContextReader(client_ip, path.device_headers, believed, hints)
             if path.batch is None:
                 resource = TrackingResource(intakes[path.name], context, config.server.user_cookie)
             else:

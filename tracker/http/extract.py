@@ -173,14 +173,22 @@ class ContextReader:
         device_headers: Whether the path takes device headers at all.
         believed: The callers that may send them: trusted proxies and
             configured ad inserters (see :func:`device_header_callers`).
+        client_hints: Whether to read the ``Sec-CH-UA-*`` client hints into
+            ``context["client_hints"]`` for the path's ``user_agent``
+            preprocessor, which takes them out of the context again.
     """
 
     def __init__(
-        self, client_ip: ClientIp, device_headers: bool, believed: ClientIp | None = None
+        self,
+        client_ip: ClientIp,
+        device_headers: bool,
+        believed: ClientIp | None = None,
+        client_hints: bool = False,
     ) -> None:
         self.client_ip = client_ip
         self.believed = believed
         self.device_headers = device_headers and believed is not None and bool(believed.trusted)
+        self.client_hints = client_hints
 
     def __call__(self, req: falcon.Request) -> dict[str, str | None]:
         """Return the context of ``req``.
@@ -194,16 +202,44 @@ class ContextReader:
         """
         ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
         user_agent = req.user_agent
+        device_agent = None
         if self.device_headers and ip is not None and self.believed.is_trusted(ip):
             device_ip = _valid_ip(req.get_header("X-Device-IP"))
             ip = device_ip or ip
-            user_agent = req.get_header("X-Device-User-Agent") or user_agent
-        return {"ip": ip, "user_agent": user_agent, "referer": req.referer}
+            device_agent = req.get_header("X-Device-User-Agent")
+            user_agent = device_agent or user_agent
+        context = {"ip": ip, "user_agent": user_agent, "referer": req.referer}
+        # The hints describe the caller: not the device when an SSAI server named it.
+        if self.client_hints and device_agent is None:
+            hints = _client_hints(req.env)
+            if hints is not None:
+                context["client_hints"] = hints
+        return context
 
 
 def device_header_callers(trusted_proxies: Iterable[str], ad_inserters: Iterable[str]) -> ClientIp:
     """Return the callers whose device headers are believed: trusted proxies and ad inserters."""
     return ClientIp((*trusted_proxies, *ad_inserters))
+
+
+def _client_hints(env: dict) -> dict[str, str] | None:
+    """Return a request's platform hints, or None when it sent neither platform nor mobile.
+
+    ``Sec-CH-UA-Platform`` and ``Sec-CH-UA-Mobile`` come by default from
+    Chromium browsers; ``Sec-CH-UA-Platform-Version`` only where the page
+    asked for it (``Accept-CH`` and, for a third-party tracker, a
+    ``Permissions-Policy`` delegating it).
+    """
+    platform = env.get("HTTP_SEC_CH_UA_PLATFORM")
+    mobile = env.get("HTTP_SEC_CH_UA_MOBILE")
+    if platform is None and mobile is None:
+        return None
+    hints = {
+        "platform": platform,
+        "platform_version": env.get("HTTP_SEC_CH_UA_PLATFORM_VERSION"),
+        "mobile": mobile,
+    }
+    return {k: v[:64] for k, v in hints.items() if v is not None}
 
 
 def _valid_ip(value: str | None) -> str | None:

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from tracker.config import NAME
 from tracker.event import Event
 from tracker.plugins import Preprocessor
+from tracker.preprocessors.uaparse import UaClassifier, shared_classifier
 
 #: Case-insensitive regular expressions searched anywhere in the user agent.
 #: Our own list (the IAB/ABC list is licensed). A crawler whose name contains a
@@ -147,6 +148,16 @@ class BotFilterOptions(Schema):
         validate=validate.Regexp(NAME, error="Must match {regex}."),
         metadata={"description": "Name of the dimension `action: flag` sets."},
     )
+    parser = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": (
+                "Also count as a bot what ua-parser's rules know as a crawler (the parser the "
+                "`user_agent` preprocessor uses, loaded in each worker: about 16 MiB); either "
+                "verdict makes a bot."
+            )
+        },
+    )
     empty_user_agent_is_bot = fields.Boolean(
         load_default=True, metadata={"description": "Count a missing or empty user agent as a bot."}
     )
@@ -177,6 +188,12 @@ class BotFilter(Preprocessor):
     unless ``empty_user_agent_is_bot`` is false: browsers always send one, and
     the IAB/ABC invalid-traffic guidelines treat its absence as a bot signal.
 
+    With ``parser`` (the default) a user agent that ua-parser's rules, released
+    with uap-core and loaded in :meth:`open`, know as a crawler is a bot too:
+    either verdict makes a bot and neither clears the other, so the patterns
+    catch HTTP libraries and automation the parser calls browsers, and the
+    parser catches crawlers the patterns do not name.
+
     With ``action: flag`` (the default) every event gets the boolean dimension
     named by ``dimension`` (default ``is_bot``), so downstream filters can tell
     "not a bot" from "not checked". With ``action: drop`` bot events are dropped
@@ -196,10 +213,19 @@ class BotFilter(Preprocessor):
         self.drop = options["action"] == "drop"
         self.dimension = options["dimension"]
         self.empty_is_bot = options["empty_user_agent_is_bot"]
+        self.use_parser = options["parser"]
+        self.classifier: UaClassifier | None = None
         self._matches = functools.lru_cache(maxsize=self.CACHE_SIZE)(self._search)
 
+    def open(self) -> None:
+        """Load the parser's rules (shared with ``user_agent``) when ``parser`` is on."""
+        if self.use_parser:
+            self.classifier = shared_classifier()
+
     def _search(self, user_agent: str) -> bool:
-        return self.regex.search(user_agent) is not None
+        if self.regex.search(user_agent) is not None:
+            return True
+        return self.classifier is not None and self.classifier.classify(user_agent).spider
 
     def is_bot(self, user_agent: str | None) -> bool:
         """Return whether ``user_agent`` matches a pattern, or is empty and that counts."""
