@@ -160,6 +160,27 @@ def test_an_id_counts_on_the_day_it_was_first_received(store):
     assert query.run(store, query.make_request("2026-12-06", None, campaign="zzz")) == []
 
 
+def test_the_report_cuts_by_country_and_device_of_the_first_copy(store):
+    load(
+        store,
+        [
+            ev("impression", "a", "i1", country="DE", device_type="mobile"),
+            ev("impression", "a", "i2", country="DE", device_type="desktop"),
+            ev("impression", "a", "i3", country="FR", device_type="mobile"),
+            ev("impression", "a", "i4"),  # no enrichment: the empty string
+        ],
+    )
+    # A later copy of i1 that says otherwise counts under its first copy's values.
+    load(store, [ev("impression", "a", "i1", NOW + 60, country="US")], offset=10)
+    rows = query.run(store, query.make_request("2026-12-06", "2026-12-06", "country,device_type"))
+    assert [(r["country"], r["device_type"], r["impressions"]) for r in rows] == [
+        ("", "", 1),
+        ("DE", "desktop", 1),
+        ("DE", "mobile", 1),
+        ("FR", "mobile", 1),
+    ]
+
+
 def test_options_are_checked_with_a_reason():
     now = datetime(2026, 12, 6, 15, tzinfo=UTC)
     request = query.make_request(now=now)
@@ -169,7 +190,7 @@ def test_options_are_checked_with_a_reason():
     )
     assert query.make_request("2026-12-01T10:30", "2026-12-01T11:00").by == ("campaign",)
     with pytest.raises(query.ReportError, match="--by takes a comma-separated list"):
-        query.make_request(by="campaign,country")
+        query.make_request(by="campaign,planet")
     with pytest.raises(query.ReportError, match="must be after --from"):
         query.make_request("2026-12-02", "2026-12-01")
     with pytest.raises(query.ReportError, match="is not a date"):
@@ -202,5 +223,5 @@ def test_setup_never_fails_when_the_database_cannot_be_used(tmp_path):
 def test_report_command_refuses_bad_options(capsys):
     from tracker.process.cli import main
 
-    assert main(["report", "--by", "country"]) == 2
+    assert main(["report", "--by", "planet"]) == 2
     assert "--by takes a comma-separated list of campaign" in capsys.readouterr().err

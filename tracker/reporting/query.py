@@ -25,6 +25,9 @@ DIMENSIONS = {
     "publisher": "publisher_id",
     "site": "site_domain",
     "app": "app_bundle",
+    # Enrichment dimensions (docs/event.md): read from the first copy's map, so no migration.
+    "country": "country",
+    "device_type": "device_type",
     "day": "toString(toDate(t))",
     "hour": "formatDateTime(toStartOfHour(t), '%Y-%m-%dT%H:00:00Z')",
 }
@@ -66,9 +69,16 @@ _MONEY = f"if(currency = '', '{DEFAULT_CURRENCY}', currency)"
 #: A billing notice the banker spends: billable (not AUDIT), not a bot, with a campaign.
 SPENDABLE = "type = 'billing' AND billable AND NOT is_bot AND campaign_id != ''"
 _COPY = "(received_at, topic, partition, offset)"
+#: ``--by`` keys kept only in the dimensions map (absent: the empty string).
+MAP_KEYS = ("country", "device_type")
 _FIRST = ", ".join(
-    f"argMin({c}, {_COPY}) AS {c}"
-    for c in (*schema.DIMENSION_COLUMNS, "is_bot", "billable", *schema.METRIC_COLUMNS)
+    [
+        *(
+            f"argMin({c}, {_COPY}) AS {c}"
+            for c in (*schema.DIMENSION_COLUMNS, "is_bot", "billable", *schema.METRIC_COLUMNS)
+        ),
+        *(f"argMin(dimensions['{k}'], {_COPY}) AS {k}" for k in MAP_KEYS),
+    ]
 )
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d)?)?Z?$")
 
