@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests import ROOT
+from tracker.config import load_file
 from tracker.event import Event
 from tracker.reporting import cli, page, query, schema
+from tracker.reporting.cli import event_topics
 from tracker.reporting.store import open_store
 
 chdb = pytest.importorskip("chdb", reason="the [reporting] extra is not installed")
@@ -225,3 +228,18 @@ def test_report_command_refuses_bad_options(capsys):
 
     assert main(["report", "--by", "planet"]) == 2
     assert "--by takes a comma-separated list of campaign" in capsys.readouterr().err
+
+
+def test_the_loader_reads_the_event_topics_of_the_shipped_config():
+    config = load_file(ROOT / "config" / "tracker.yaml", {})
+    bootstrap, topics = event_topics(config)
+    assert bootstrap == "127.0.0.1:9092"
+    assert topics == (
+        "tracker-events",
+        "tracker-impressions",
+        "tracker-clicks",
+        "tracker-conversions",
+        "tracker-video",
+        "tracker-auctions",
+        "tracker-billing",
+    )  # not tracker-rejected (the rejected stream) nor tracker-budget (the banker's)

@@ -16,7 +16,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -65,20 +65,31 @@ def register(sub: argparse._SubParsersAction, load_config: Callable[[str | None]
 def event_topics(config: Any) -> tuple[str, tuple[str, ...]]:
     """Return the bootstrap servers and event topics of the config's Kafka collectors.
 
-    A collector counts as Kafka when its options have ``bootstrap_servers`` and
-    ``topic``; the rejected stream's collectors are left out (not events).
+    A collector counts as Kafka when its loaded options (typed, see
+    :class:`tracker.plugins.Options`, or a plain mapping for a plugin with a
+    bare schema) have ``bootstrap_servers`` and ``topic``; the rejected
+    stream's collectors are left out (not events).
     """
     rejected = set(config.rejected.collectors) if config.rejected else set()
     bootstrap, topics = "", []
     for name, plugin in config.collectors.items():
         opts = plugin.options
-        if name in rejected or "topic" not in opts or "bootstrap_servers" not in opts:
+        server, topic = _option(opts, "bootstrap_servers"), _option(opts, "topic")
+        if name in rejected or not isinstance(topic, str) or not isinstance(server, str):
             continue
-        bootstrap = bootstrap or opts["bootstrap_servers"]
-        for topic in (opts["topic"], *(r["topic"] for r in opts.get("events", {}).values())):
-            if topic not in topics:
-                topics.append(topic)
+        bootstrap = bootstrap or server
+        routed = (_option(r, "topic") for r in (_option(opts, "events") or {}).values())
+        for each in (topic, *routed):
+            if each not in topics:
+                topics.append(each)
     return bootstrap, tuple(topics)
+
+
+def _option(options: Any, name: str) -> Any:
+    """One option of a typed options object or of a mapping; None when absent."""
+    if isinstance(options, Mapping):
+        return options.get(name)
+    return getattr(options, name, None)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
