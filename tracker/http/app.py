@@ -90,7 +90,9 @@ class Tracker:
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", AdminRoute(MetricsResource(), admin_port))
-        self.wsgi.add_route("/openapi.json", OpenApiResource(config))
+        # The last route compiles the router now, in the master, and not on
+        # each worker's first request (Falcon's default is lazy).
+        self.wsgi.add_route("/openapi.json", OpenApiResource(config), compile=True)
 
     def open(self) -> None:
         """Open the plugins: once per worker, after the fork."""
