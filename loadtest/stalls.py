@@ -1,7 +1,7 @@
 """Find the tracker's stalls: latency per window beside what each worker did in it.
 
 Starts ``tracker serve`` (two meinheld workers, the shipped config) on a broker
-and Redis you give it, drives ``/imp`` with vegeta at a constant rate, and
+and Redis you give it, drives ``/imp`` (or ``--scenario``) with vegeta at a constant rate, and
 prints one line per window: p99 and max, the cyclic GC's pauses in each worker
 (count, total and longest, by generation; timed by a ``gc.callbacks`` hook put
 in with ``sitecustomize`` for this run only), the CPU of every thread of every
@@ -26,8 +26,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from loadtest import load
-from loadtest.scenarios import impression
+from loadtest.scenarios import SCENARIOS
 from loadtest.servers import ROOT, TrackerServer, free_port
+
+SCENARIOS_BY_NAME = {s.name: s.build for s in SCENARIOS}
 
 #: Installed for the measured tracker only: times every collection of every process.
 HOOK = """
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--tree", default=str(ROOT), help="checkout whose tracker runs")
     args.add_argument("--work", default=str(ROOT / "var" / "stalls"))
     args.add_argument("--port", type=int, default=0)
+    args.add_argument("--scenario", default="imp", help="a row of loadtest/scenarios.py")
     opts = args.parse_args(argv)
     work = Path(opts.work)
     hook, gc_dir = work / "hook", work / f"gc-{int(time.time())}"
@@ -125,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TRACKER_GUNICORN_CONF"] = str(Path(opts.tree) / "config" / "gunicorn.conf.py")
     port = opts.port or free_port()
     targets = load.write_vegeta_targets(
-        [impression(i) for i in range(4000)], f"http://127.0.0.1:{port}", work / "imp.json"
+        [SCENARIOS_BY_NAME[opts.scenario](i) for i in range(4000)],
+        f"http://127.0.0.1:{port}",
+        work / f"{opts.scenario}.json",
     )
     config = Path(opts.tree) / "config" / "tracker.yaml"
     server = TrackerServer(config, port, 2, opts.bootstrap, opts.redis, work / "server")
@@ -136,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(server: TrackerServer, opts, targets: Path, gc_dir: Path) -> int:
+    deadline = time.monotonic() + 20  # /readyz answers from the first worker up
+    while len(server_children(server.popen.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     workers = [int(p) for p in server_children(server.popen.pid)]
     print(json.dumps({"workers": workers, "memory_ready": {w: memory(w) for w in workers}}))
     time.sleep(opts.idle)
