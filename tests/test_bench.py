@@ -436,3 +436,16 @@ def test_the_latency_chart_shows_every_window_and_a_single_rate_reads_plainly(tm
         len(line.get_ydata()) for line in bill.get_lines() if line.get_marker() in "ov"
     ) == [5, 5]
     assert [p.name for p in charts.draw(results, tmp_path)] == ["throughput.png", "latency.png"]
+
+
+def test_a_flood_answer_is_a_status_and_no_status_is_a_request_without_an_answer():
+    # vegeta writes the status text into its error column for a 4xx as well.
+    rows = [
+        ["1000000", "404", "2000000", "0", "0", "404 Not Found", "", "", "0", "GET", "u", ""],
+        ["2000000", "200", "1000000", "0", "0", "", "", "", "1", "GET", "u", ""],
+        ["3000000", "0", "9000000", "0", "0", "EOF", "", "", "2", "GET", "u", ""],
+    ]
+    figures = floods._summary(rows, 1.0)
+    assert figures["statuses"] == {"0": 1, "200": 1, "404": 1}
+    assert figures["transport_errors"] == 1
+    assert figures["share_200"] == round(1 / 3, 5)
