@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument("--seconds", type=float, default=10.0)
     args.add_argument("--idle", type=float, default=0.0, help="seconds idle after /readyz")
     args.add_argument("--tree", default=str(ROOT), help="checkout whose tracker runs")
+    args.add_argument("--first", default="", help="a directory put first on the tracker's path")
     args.add_argument("--work", default=str(ROOT / "var" / "stalls"))
     args.add_argument("--port", type=int, default=0)
     args.add_argument("--scenario", default="imp", help="a row of loadtest/scenarios.py")
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     hook.mkdir(parents=True, exist_ok=True)
     gc_dir.mkdir(parents=True)
     (hook / "sitecustomize.py").write_text(HOOK)
-    os.environ["PYTHONPATH"] = f"{hook}:{opts.tree}"
+    os.environ["PYTHONPATH"] = ":".join(p for p in (str(hook), opts.first, opts.tree) if p)
     os.environ["STALLS_GC_DIR"] = str(gc_dir)
     os.environ["TRACKER_GUNICORN_CONF"] = str(Path(opts.tree) / "config" / "gunicorn.conf.py")
     port = opts.port or free_port()
