@@ -14,6 +14,7 @@ TRACKER_SPOOL_DIR      spool directory used by the shipped config (var/spool)
 PROMETHEUS_MULTIPROC_DIR  where workers keep metric files (a fresh temp dir)
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -60,6 +61,20 @@ else:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tracker-metrics-")
 
 
+def when_ready(server):
+    """Put what the master loaded out of the cyclic GC's reach, before the first fork.
+
+    The app, its config and every imported module are a few hundred thousand
+    container objects that live as long as the process. Left in the GC's oldest
+    generation, each full collection in a worker walks all of them (tens of
+    milliseconds on a busy core: the stalls of docs/performance.md) and writes
+    their headers, unsharing the pages the workers inherited from the master.
+    Frozen, they are never scanned again.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def post_worker_init(worker):
     """Open this worker's collectors: after the fork, never in the master."""
     from tracker.wsgi import tracker
@@ -71,6 +86,8 @@ def post_worker_init(worker):
 
         meinheld_server.set_max_content_length(max(1 << 20, 2 * tracker.max_body_bytes()))
     tracker.open()
+    # The collectors' clients, threads and buffers live as long as the worker too.
+    gc.freeze()
 
 
 def worker_exit(server, worker):

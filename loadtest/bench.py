@@ -22,8 +22,8 @@ from dataclasses import asdict
 
 from collectors.banker.ledger import Ledger, connect
 from collectors.kafka import KafkaCollector
-from loadtest import banker, flood, load, report
-from loadtest.scenarios import HALF, REFERENCES, SCENARIOS, Scenario
+from loadtest import banker, floods, load, report
+from loadtest.scenarios import REFERENCES, SCENARIOS, Scenario, latency_order
 from loadtest.servers import ROOT, BareFalcon, Broker, Nginx, Redis, TrackerServer
 from loadtest.settings import Settings
 from tracker.config import load_file
@@ -169,7 +169,11 @@ class Run:
                 tracker = trackers[scenario.server]
                 before = tracker.counters()
                 result = self.wrk(scenario, self.s.duration)
-                self.throughput.append(self.judge(scenario, result, before, tracker.counters()))
+                row, problem = report.judge(
+                    scenario, result, before, tracker.counters(), self.kafka_paths
+                )
+                self.throughput.append(row)
+                self.problems += [problem] if problem else []
                 print(report.progress(self.throughput[-1]), flush=True)
             for reference in () if self.s.smoke else REFERENCES:
                 runs[reference.name].append(self.wrk(reference, self.s.duration))
@@ -177,28 +181,6 @@ class Run:
         references = [report.reference_row(r, runs[r.name]) for r in REFERENCES]
         report.add_ratios(self.throughput, references)
         self.throughput[:0] = references
-
-    def judge(self, scenario: Scenario, result: load.Throughput, before: dict, after: dict) -> dict:
-        """Build a scenario's row and check its outcome against what it expects."""
-        delta = {k: v - before.get(k, 0) for k, v in after.items()}
-        accepted = int(sum(delta.get((p, "accepted"), 0) for p in self.kafka_paths))
-        rejected = int(sum(v for (_, outcome), v in delta.items() if outcome == "rejected"))
-        dropped = int(sum(v for (_, outcome), v in delta.items() if outcome == "dropped"))
-        row = report.throughput_row(scenario, result, accepted, rejected + dropped)
-        # Socket errors and timeouts are shown, not judged: under load they are timing.
-        failed = scenario.expect == "accepted" and result.non_2xx_3xx
-        wrong = {
-            "accepted": rejected or dropped or not accepted,
-            "rejected": accepted or not result.non_2xx_3xx,
-            "mixed": not accepted or not rejected,
-        }[scenario.expect]
-        if failed or wrong:
-            self.problems.append(
-                f"scenario {scenario.name} expects {scenario.expect} requests, but: "
-                f"{accepted} events accepted, {rejected} rejected, {dropped} dropped, "
-                f"{result.non_2xx_3xx} answers not 2xx/3xx, {result.errors} socket errors"
-            )
-        return row
 
     def measure_latency(self, broker: Broker, redis: Redis) -> None:
         """Open loop: constant arrival rates with vegeta, on ``latency_workers`` workers.
@@ -221,7 +203,9 @@ class Run:
                 measured = server is not None and scenario not in REFERENCES
                 meters = {"tracker": server, "kafka": broker, "redis": redis} if measured else {}
                 before = {name: m.cpu_seconds() for name, m in meters.items()}
-                result = load.vegeta(self.vegeta_bin, targets, rate, self.s.latency_duration)
+                result = load.vegeta(
+                    self.vegeta_bin, targets, rate, self.s.latency_duration, self.s.windows
+                )
                 if server is not None:
                     server.wait_idle(timeout=30)  # a backlog's CPU counts too
                 # CPU per request of the tracker (master and workers, every thread), the
@@ -230,7 +214,14 @@ class Run:
                     name: round((m.cpu_seconds() - before[name]) / result.requests * 1e6)
                     for name, m in meters.items()
                 }
-                self.latency.append({"name": scenario.name, **asdict(result), "cpu_us": cpu})
+                self.latency.append(
+                    {
+                        "name": scenario.name,
+                        **asdict(result),
+                        "worst_p99_ms": result.worst_p99_ms,
+                        "cpu_us": cpu,
+                    }
+                )
                 print(report.progress_latency(self.latency[-1]), flush=True)
             if self.bankers and any(s.name == "bill" for s in self.scenarios):
                 self.measure_freshness(trackers["tracker"], redis)
@@ -239,33 +230,22 @@ class Run:
             self.rss["latency"] = trackers["tracker"].worker_rss_mib()
 
     def measure_flood(self, tracker: TrackerServer) -> None:
-        """Good impressions alone, then under a flood of bad requests (``loadtest/flood.py``)."""
+        """Good impressions alone, then under each flood shape (``loadtest/floods.py``)."""
         tracker.wait_idle(timeout=30)
-        port = int(tracker.url.rsplit(":", 1)[1])
-        self.flood = flood.phase(port, max(2.0, self.s.latency_duration))
-        self.problems += [f"flood: {problem}" for problem in flood.problems(self.flood)]
-        print(report.progress_flood(self.flood), flush=True)
+        self.flood = floods.phase(
+            self.vegeta_bin,
+            tracker.url,
+            self.files,
+            self.s.flood_seconds,
+            self.s.flood_connections,
+        )
+        tracker.wait_idle(timeout=30)
+        self.problems += [f"flood: {problem}" for problem in floods.problems(self.flood)]
+        print("\n".join(floods.lines(self.flood)), flush=True)
 
     def latency_runs(self) -> list[tuple[Scenario, int]]:
-        """List each scenario's arrival rates, a baseline's twin after it at each rate.
-
-        ``bill-plain`` at a rate runs right after ``bill`` at that rate, so the
-        machine's load of the moment weighs on both alike.
-        """
-        maxima = {row["name"]: row["rps"] for row in self.throughput}
-        runs = []
-        for scenario in (*REFERENCES, *self.scenarios):
-            half = int(maxima.get(scenario.baseline or "", maxima[scenario.name]) / 2)
-            runs += [
-                (scenario, r) for r in sorted({half if r == HALF else r for r in scenario.rates})
-            ]
-        ordered = [run for run in runs if run[0].baseline is None and run[1] > 0]
-        for scenario, rate in runs:
-            if scenario.baseline is None or rate <= 0:
-                continue
-            at = [i for i, (s, r) in enumerate(ordered) if (s.name, r) == (scenario.baseline, rate)]
-            ordered.insert(at[0] + 1 if at else len(ordered), (scenario, rate))
-        return ordered
+        """Each scenario's arrival rates, in order (:func:`loadtest.scenarios.latency_order`)."""
+        return latency_order((*REFERENCES, *self.scenarios), self.throughput)
 
     def measure_freshness(self, tracker: TrackerServer, redis: Redis) -> None:
         """Billing notices at a constant rate; time until each one's spend is in Redis."""

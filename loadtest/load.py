@@ -37,8 +37,19 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class Window:
+    """One window of a vegeta run: the tail is judged window by window."""
+
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+@dataclass(frozen=True)
 class Latency:
-    """What one vegeta run at a constant arrival rate measured."""
+    """What one vegeta run at a constant arrival rate measured, pooled and per window."""
 
     rate: int
     requests: int
@@ -49,6 +60,17 @@ class Latency:
     p999_ms: float
     max_ms: float
     errors: int
+    windows: tuple[Window, ...] = ()
+
+    @property
+    def worst_p99_ms(self) -> float:
+        """The highest p99 of any window (the pooled p99 without windows)."""
+        return max((w.p99_ms for w in self.windows), default=self.p99_ms)
+
+    @property
+    def worst_max_ms(self) -> float:
+        """The slowest request of the run."""
+        return self.max_ms
 
 
 def write_wrk_requests(requests: list[Request], path: Path) -> Path:
@@ -118,46 +140,102 @@ def parse_wrk(output: str) -> Throughput:
     )
 
 
-def vegeta(vegeta_bin: str, targets: Path, rate: int, seconds: float) -> Latency:
-    """Send ``rate`` requests per second for ``seconds``, whatever the answers take."""
+def attack_command(
+    vegeta_bin: str, targets: Path, rate: int, seconds: float, connections: int = 0
+) -> list[str]:
+    """vegeta's command line: ``rate`` req/s for ``seconds``, binary results on stdout.
+
+    ``connections`` caps vegeta's workers and its keep-alive connections (0:
+    vegeta's defaults, as many workers as the rate needs).
+    """
+    command = [
+        vegeta_bin,
+        "attack",
+        "-format=json",
+        f"-targets={targets}",
+        f"-rate={rate}/1s",
+        f"-duration={seconds:g}s",
+        "-timeout=10s",
+    ]
+    if connections:
+        command += [f"-workers={connections}", f"-max-workers={connections}"]
+        command += [f"-connections={connections}", f"-max-connections={connections}"]
+    return command
+
+
+def encode_csv(vegeta_bin: str, results: bytes) -> list[list[str]]:
+    """Turn vegeta's binary results into CSV rows."""
+    encoded = subprocess.run(
+        [vegeta_bin, "encode", "-to=csv"], input=results, capture_output=True, check=True
+    )
+    return list(csv.reader(io.StringIO(encoded.stdout.decode())))
+
+
+def vegeta(vegeta_bin: str, targets: Path, rate: int, seconds: float, windows: int = 1) -> Latency:
+    """Send ``rate`` requests per second for ``windows`` windows of ``seconds`` each.
+
+    One attack, cut into windows afterwards by each request's send time, so
+    there is no gap between windows for a stall to fall into.
+    """
     attack = subprocess.run(
-        [
-            vegeta_bin,
-            "attack",
-            "-format=json",
-            f"-targets={targets}",
-            f"-rate={rate}/1s",
-            f"-duration={seconds}s",
-            "-timeout=10s",
-        ],
+        attack_command(vegeta_bin, targets, rate, seconds * windows),
         capture_output=True,
         check=True,
     )
-    encoded = subprocess.run(
-        [vegeta_bin, "encode", "-to=csv"], input=attack.stdout, capture_output=True, check=True
-    )
-    return parse_vegeta_csv(encoded.stdout.decode(), rate)
+    return summarise(encode_csv(vegeta_bin, attack.stdout), rate, windows)
 
 
-def parse_vegeta_csv(text: str, rate: int) -> Latency:
-    """Summarise vegeta's CSV results: timestamp (ns), status, latency (ns), ..., error."""
-    rows = list(csv.reader(io.StringIO(text)))
+def parse_vegeta_csv(text: str, rate: int, windows: int = 1) -> Latency:
+    """Summarise vegeta's CSV results: timestamp (ns), status, latency (ns), ..., error.
+
+    With ``windows`` > 1 the run is also cut into that many windows of equal
+    duration by send time, each summarised on its own.
+    """
+    return summarise(list(csv.reader(io.StringIO(text))), rate, windows)
+
+
+def summarise(rows: list[list[str]], rate: int, windows: int = 1) -> Latency:
+    """Summarise vegeta's CSV rows (see :func:`parse_vegeta_csv`)."""
     if not rows:
         raise RuntimeError("vegeta recorded no request")
     starts = [int(row[0]) for row in rows]
-    latencies = sorted(int(row[2]) / 1e6 for row in rows)
-    errors = sum(1 for row in rows if row[5] or not 200 <= int(row[1]) < 400)
-    span = (max(starts) - min(starts)) / 1e9
+    first, span = min(starts), (max(starts) - min(starts)) / 1e9
+    cut: list[list[list[str]]] = [[] for _ in range(windows)]
+    width = span / windows if span > 0 else 1.0
+    for start, row in zip(starts, rows, strict=True):
+        cut[min(windows - 1, int((start - first) / 1e9 / width))].append(row)
+    pooled = _figures(rows)
     return Latency(
         rate=rate,
         requests=len(rows),
         achieved_rps=(len(rows) - 1) / span if span > 0 else 0.0,
+        p50_ms=pooled.p50_ms,
+        p90_ms=percentile(_latencies(rows), 90),
+        p99_ms=pooled.p99_ms,
+        p999_ms=percentile(_latencies(rows), 99.9),
+        max_ms=pooled.max_ms,
+        errors=pooled.errors,
+        windows=tuple(_figures(w) for w in cut if w) if windows > 1 else (),
+    )
+
+
+def is_error(row: list[str]) -> bool:
+    """Whether a vegeta result is a transport error or an answer outside 2xx/3xx."""
+    return bool(row[5]) or not 200 <= int(row[1]) < 400
+
+
+def _latencies(rows: list[list[str]]) -> list[float]:
+    return sorted(int(row[2]) / 1e6 for row in rows)
+
+
+def _figures(rows: list[list[str]]) -> Window:
+    latencies = _latencies(rows)
+    return Window(
+        requests=len(rows),
         p50_ms=percentile(latencies, 50),
-        p90_ms=percentile(latencies, 90),
         p99_ms=percentile(latencies, 99),
-        p999_ms=percentile(latencies, 99.9),
         max_ms=latencies[-1],
-        errors=errors,
+        errors=sum(1 for row in rows if is_error(row)),
     )
 
 

@@ -9,13 +9,9 @@ import sys
 from pathlib import Path
 from statistics import mean
 
+from loadtest import charts, floods
 from loadtest.load import Throughput
 from loadtest.scenarios import Scenario
-
-CHART_TARGET_RATIO = 0.5  # the issue's target: /imp at half the bare Falcon pixel's throughput
-#: Issue 8's p99 targets in the latency charts: 5 ms, 10 ms for the durable /bill.
-CHART_TARGET_P99_MS = {"bill": 10.0, "bill-plain": 10.0}
-PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 
 
 def throughput_row(scenario: Scenario, result: Throughput, accepted: int, refused: int) -> dict:
@@ -36,6 +32,36 @@ def throughput_row(scenario: Scenario, result: Throughput, accepted: int, refuse
         "accepted": accepted,
         "refused": refused,
     }
+
+
+def judge(
+    scenario: Scenario, result: Throughput, before: dict, after: dict, kafka_paths: set[str]
+) -> tuple[dict, str | None]:
+    """Build a scenario's row and check its outcome against what it expects.
+
+    Returns:
+        The row, and the problem when the tracker's counters disagree with
+        what the scenario expects (else ``None``).
+    """
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    accepted = int(sum(delta.get((p, "accepted"), 0) for p in kafka_paths))
+    rejected = int(sum(v for (_, outcome), v in delta.items() if outcome == "rejected"))
+    dropped = int(sum(v for (_, outcome), v in delta.items() if outcome == "dropped"))
+    row = throughput_row(scenario, result, accepted, rejected + dropped)
+    # Socket errors and timeouts are shown, not judged: under load they are timing.
+    failed = scenario.expect == "accepted" and result.non_2xx_3xx
+    wrong = {
+        "accepted": rejected or dropped or not accepted,
+        "rejected": accepted or not result.non_2xx_3xx,
+        "mixed": not accepted or not rejected,
+    }[scenario.expect]
+    if not (failed or wrong):
+        return row, None
+    return row, (
+        f"scenario {scenario.name} expects {scenario.expect} requests, but: "
+        f"{accepted} events accepted, {rejected} rejected, {dropped} dropped, "
+        f"{result.non_2xx_3xx} answers not 2xx/3xx, {result.errors} socket errors"
+    )
 
 
 def reference_row(scenario: Scenario, runs: list[Throughput]) -> dict:
@@ -96,24 +122,18 @@ def progress_latency(row: dict) -> str:
     """One line printed as each latency run ends."""
     return (
         f"{row['name']:>10} @ {row['rate']} req/s: p50 {row['p50_ms']:.2f} ms, "
-        f"p99 {row['p99_ms']:.2f} ms, p99.9 {row['p999_ms']:.2f} ms, errors {row['errors']}"
+        f"p99 {row['p99_ms']:.2f} ms, p99.9 {row['p999_ms']:.2f} ms, errors {row['errors']}; "
+        f"windows p99/max {_windows(row)}"
     )
 
 
-def progress_flood(figures: dict) -> str:
-    """The line printed when the flood run ends, and the one of the table."""
-    alone, flooded, bad = figures["alone"], figures["flooded"], figures["bad"]
-    return (
-        f"Good impressions at {alone['sent_per_s']:,.0f} req/s (2 workers), p99 "
-        f"{alone['p99_ms']:.2f} ms alone and {flooded['p99_ms']:.2f} ms (max "
-        f"{flooded['max_ms']:.1f} ms) while bad requests arrived at "
-        f"{bad['sent_per_s']:,.0f} req/s ({bad['answered_per_s']:,.0f} answered, "
-        f"{bad['dropped']} dropped; answered {_statuses(bad['statuses'])})."
-    )
+def _worst(row: dict) -> float:
+    return max(w["p99_ms"] for w in charts.windows(row))
 
 
-def _statuses(counts: dict[str, int]) -> str:
-    return ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+def _windows(row: dict) -> str:
+    """Each window's p99 / max in ms, in the order they ran: ``1.1/4 1.0/7``."""
+    return " ".join(f"{w['p99_ms']:.1f}/{w['max_ms']:.0f}" for w in charts.windows(row))
 
 
 def progress_freshness(row: dict) -> str:
@@ -144,7 +164,8 @@ def markdown(results: dict) -> str:
         f"load average {m.get('load_average_start', '?')} at the start, "
         f"{m['load_average'][0]} at the end.",
         f"wrk: 1 thread, {s['connections']} connections, {s['duration']} s per run, "
-        f"{s['workers']} worker(s) per server. vegeta: {s['latency_duration']} s per rate, "
+        f"{s['workers']} worker(s) per server. vegeta: {s.get('windows', 1)} windows of "
+        f"{s['latency_duration']} s per rate, "
         f"{s['latency_workers']} workers per server.",
         "",
         "| scenario | req/s | events/s | vs nginx | vs bare Falcon | p50 ms | p99 ms "
@@ -163,22 +184,25 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "| scenario | arrival rate | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
-        "| max ms | errors | p99 / nginx p99 | p99 / bare Falcon p99 "
+        f"Latency: each rate is {s.get('windows', 1)} windows of {s['latency_duration']} s; "
+        "p99 and max are the worst window's, then every window's p99/max in the order run.",
+        "",
+        "| scenario | arrival rate | achieved req/s | p50 ms | p90 ms | worst p99 ms | p99.9 ms "
+        "| max ms | windows p99/max ms | errors | p99 / nginx p99 | p99 / bare Falcon p99 "
         "| CPU µs/req: tracker | Kafka | Redis |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    p99 = {(r["name"], r["rate"]): r["p99_ms"] for r in results["latency"]}
+    p99 = {(r["name"], r["rate"]): _worst(r) for r in results["latency"]}
     for r in results["latency"]:
         ratios = [p99.get((ref, r["rate"])) for ref in ("nginx", "falcon")]
         shown = [
-            "" if not x or r["name"] in ("nginx", "falcon") else f"{r['p99_ms'] / x:.1f}x"
+            "" if not x or r["name"] in ("nginx", "falcon") else f"{_worst(r) / x:.1f}x"
             for x in ratios
         ]
         lines.append(
             f"| {r['name']} | {r['rate']:,} | {r['achieved_rps']:,.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['max_ms']:.1f} | "
-            f"{r['errors']:,} | {shown[0]} | {shown[1]} | {_cpu(r, 'tracker')} | "
+            f"{r['p90_ms']:.2f} | {_worst(r):.2f} | {r['p999_ms']:.2f} | {r['max_ms']:.1f} | "
+            f"{_windows(r)} | {r['errors']:,} | {shown[0]} | {shown[1]} | {_cpu(r, 'tracker')} | "
             f"{_cpu(r, 'kafka')} | {_cpu(r, 'redis')} |"
         )
     rss = results["worker_rss_mib"]
@@ -194,7 +218,7 @@ def markdown(results: dict) -> str:
         + (" (equal)." if kafka["accepted"] == kafka["arrived"] else " (MISMATCH)."),
     ]
     if results.get("flood"):
-        lines += ["", "Flood: " + progress_flood(results["flood"])]
+        lines += ["", *floods.lines(results["flood"])]
     lines += banker_lines(results)
     lines += [f"PROBLEM: {p}" for p in results["problems"]]
     return "\n".join(lines) + "\n"
@@ -271,61 +295,6 @@ def banker_lines(results: dict) -> list[str]:
     return lines
 
 
-def charts(results: dict, out: Path) -> list[Path]:
-    """Draw throughput against the references, and latency percentiles against rate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    rows = results["throughput"]
-    names = [r["title"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.5), sharey=True)
-    colours = ["#888888" if r.get("accepted") is None else "#1f77b4" for r in rows]
-    left.barh(names, [r["rps"] for r in rows], color=colours)
-    left.set_xscale("log")
-    left.set_xlabel("requests per second (log scale)")
-    left.set_title("Throughput, wrk closed loop")
-    right.barh(names, [100 * (r.get("vs_falcon") or 0) for r in rows], color=colours)
-    right.axvline(100 * CHART_TARGET_RATIO, color="#d62728", linestyle="--", label="target 50%")
-    right.set_xlabel("% of the bare Falcon pixel's throughput")
-    right.set_title("Relative to the bare Falcon pixel (same run)")
-    right.legend(loc="lower right")
-    left.invert_yaxis()
-    fig.tight_layout()
-    throughput = out / "throughput.png"
-    fig.savefig(throughput, dpi=100)
-    plt.close(fig)
-
-    by_name: dict[str, list[dict]] = {}
-    for r in results["latency"]:
-        by_name.setdefault(r["name"], []).append(r)
-    columns = min(3, max(1, len(by_name)))
-    lines = -(-max(1, len(by_name)) // columns)
-    fig, grid = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False)
-    axes = list(grid.flat)
-    for ax in axes[len(by_name) :]:
-        ax.set_visible(False)
-    for ax, (name, points) in zip(axes, by_name.items(), strict=False):
-        points = sorted(points, key=lambda p: p["rate"])
-        rates = [p["rate"] for p in points]
-        for key, label in PERCENTILES:
-            ax.plot(rates, [p[key] for p in points], marker="o", label=label)
-        target = CHART_TARGET_P99_MS.get(name, 5.0)
-        ax.axhline(target, color="#d62728", linestyle="--", linewidth=0.8)
-        ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("arrival rate (req/s)")
-        ax.set_ylabel("latency (ms, log scale)")
-    axes[0].legend(fontsize="small")
-    fig.suptitle("Latency at constant arrival rates (vegeta, open loop); dashed: p99 target")
-    fig.tight_layout()
-    latency = out / "latency.png"
-    fig.savefig(latency, dpi=100)
-    plt.close(fig)
-    return [throughput, latency]
-
-
 def write(results: dict, out: Path) -> dict[str, Path]:
     """Write ``results.json``, ``results.md`` and the charts into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -333,7 +302,7 @@ def write(results: dict, out: Path) -> dict[str, Path]:
     data.write_text(json.dumps(results, indent=2) + "\n")
     table = out / "results.md"
     table.write_text(markdown(results))
-    throughput, latency = charts(results, out)
+    throughput, latency = charts.draw(results, out)
     return {"json": data, "markdown": table, "throughput": throughput, "latency": latency}
 
 
@@ -345,7 +314,7 @@ def main(argv: list[str]) -> int:
     source = Path(argv[0])
     results = json.loads(source.read_text())
     source.with_name("results.md").write_text(markdown(results))
-    charts(results, source.parent)
+    charts.draw(results, source.parent)
     return 0
 
 

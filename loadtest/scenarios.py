@@ -243,3 +243,26 @@ SCENARIOS = (
     Scenario("rejected", "rejected requests", rejected, expect="rejected"),
     Scenario("mix", "realistic mix", mix, expect="mixed"),
 )
+
+
+def latency_order(
+    scenarios: tuple[Scenario, ...], throughput: list[dict]
+) -> list[tuple[Scenario, int]]:
+    """List each scenario's arrival rates, a baseline's twin after it at each rate.
+
+    ``bill-plain`` at a rate runs right after ``bill`` at that rate, so the
+    machine's load of the moment weighs on both alike. ``throughput`` gives the
+    closed-loop maxima that :data:`HALF` rates are half of.
+    """
+    maxima = {row["name"]: row["rps"] for row in throughput}
+    runs = []
+    for scenario in scenarios:
+        half = int(maxima.get(scenario.baseline or "", maxima[scenario.name]) / 2)
+        runs += [(scenario, r) for r in sorted({half if r == HALF else r for r in scenario.rates})]
+    ordered = [run for run in runs if run[0].baseline is None and run[1] > 0]
+    for scenario, rate in runs:
+        if scenario.baseline is None or rate <= 0:
+            continue
+        at = [i for i, (s, r) in enumerate(ordered) if (s.name, r) == (scenario.baseline, rate)]
+        ordered.insert(at[0] + 1 if at else len(ordered), (scenario, rate))
+    return ordered

@@ -5,7 +5,10 @@ BENCH_CONNECTIONS=32      wrk connections (one wrk thread)
 BENCH_WORKERS=1           worker processes of each server in the throughput runs
 BENCH_LATENCY_WORKERS=2   worker processes of each server in the latency runs
 BENCH_DURATION            seconds per throughput run (20; smoke 2)
-BENCH_LATENCY_DURATION    seconds per latency run (15; smoke 1)
+BENCH_LATENCY_DURATION    seconds per latency window (10; smoke 0.5)
+BENCH_WINDOWS             windows per arrival rate, one vegeta attack cut by send time (5)
+BENCH_FLOOD_SECONDS       seconds per flood shape (10; smoke 1)
+BENCH_FLOOD_CONNECTIONS   the flood's vegeta connection caps (16,64,512)
 BENCH_WARMUP              seconds of wrk before each measured run (3; smoke 0: none)
 BENCH_ONLY=imp,win        run only these scenarios (the references always run; bill
                           brings bill-plain, /bill without the banker)
@@ -35,6 +38,9 @@ class Settings:
     latency_workers: int
     duration: float
     latency_duration: float
+    windows: int
+    flood_seconds: float
+    flood_connections: tuple[int, ...]
     warmup: float
     freshness_rate: int
     only: tuple[str, ...]
@@ -61,7 +67,12 @@ class Settings:
             workers=int(env.get("BENCH_WORKERS") or 1),
             latency_workers=int(env.get("BENCH_LATENCY_WORKERS") or 2),
             duration=number("BENCH_DURATION", 20, 2),
-            latency_duration=number("BENCH_LATENCY_DURATION", 15, 1),
+            latency_duration=number("BENCH_LATENCY_DURATION", 10, 0.5),
+            windows=int(env.get("BENCH_WINDOWS") or 5),
+            flood_seconds=number("BENCH_FLOOD_SECONDS", 10, 1),
+            flood_connections=tuple(
+                int(c) for c in (env.get("BENCH_FLOOD_CONNECTIONS") or "16,64,512").split(",")
+            ),
             warmup=number("BENCH_WARMUP", 3, 0),
             freshness_rate=int(env.get("BENCH_FRESHNESS_RATE") or 200),
             only=tuple(n for n in env.get("BENCH_ONLY", "").split(",") if n),

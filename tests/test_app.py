@@ -390,3 +390,18 @@ def test_a_refused_batch_item_is_counted_once_against_its_own_path(default_app):
     assert resp.status_code == 200
     assert resp.json["results"][0]["reason"] == "invalid_fields"
     assert rejected_count("conversion", "invalid_fields") == before + 1
+
+
+def test_every_request_counter_series_is_there_at_zero_before_the_first_request():
+    # The series are created when a worker opens, not by its first requests
+    # (each costs a write to the worker's metric file): "unsafe" on /imp, a
+    # path that is not durable, can only come from that.
+    config = load_file(ROOT / "config" / "tracker.yaml", {})
+    tracker, _ = build_app(config)
+    text = falcon.testing.TestClient(tracker.wsgi).simulate_get("/metrics").text
+    for path in config.paths.values():
+        for outcome in ("accepted", "dropped", "unsafe", "rejected"):
+            assert f'tracker_requests_total{{outcome="{outcome}",path="{path.name}"}}' in text
+        assert f'tracker_events_total{{event_type="{path.event_type}"}}' in text
+    assert 'tracker_requests_total{outcome="unsafe",path="impression"} 0.0' in text
+    tracker.close(1.0)

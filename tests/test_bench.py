@@ -11,7 +11,7 @@ import pytest
 from collectors.banker import BankerCollector
 from collectors.banker.options import BankerOptions
 from collectors.memory import MemoryCollector, MemoryConfig
-from loadtest import banker, load, report
+from loadtest import banker, charts, floods, load, report
 from loadtest.bench import Run
 from loadtest.scenarios import CLICK_KEYS, REFERENCES, SCENARIOS, Scenario
 from loadtest.settings import Settings
@@ -346,3 +346,121 @@ def test_enrichment_miss_costs_are_measured(tmp_path):
     assert "| user_agent parse (cache miss) |" in text
     assert "| geoip lookup (cache miss) |" in text
     assert costs["memory"]["user_agent"] > 0 and costs["memory"]["geoip"] > 0
+
+
+def test_a_vegeta_run_is_cut_into_windows_by_send_time_and_the_worst_is_kept():
+    # 5 windows of 200 requests, 1 ms apart; the third window holds one 40 ms stall.
+    rows = []
+    for i in range(1000):
+        latency = 40_000_000 if i == 450 else 1_000_000 + (i % 10) * 100_000
+        rows.append(f"{i * 1_000_000},200,{latency},0,0,,,,{i},GET,u,\n")
+    result = load.parse_vegeta_csv("".join(rows), rate=1000, windows=5)
+    assert [w.requests for w in result.windows] == [200] * 5
+    assert [w.max_ms for w in result.windows] == [1.9, 1.9, 40.0, 1.9, 1.9]
+    assert result.max_ms == result.worst_max_ms == 40.0
+    assert result.worst_p99_ms == max(w.p99_ms for w in result.windows)
+    assert load.parse_vegeta_csv("".join(rows), rate=1000).windows == ()
+
+
+def flood_run(statuses: dict[str, int], errors: int = 0, p99: float = 2.0) -> dict:
+    sent = sum(statuses.values())
+    return {
+        "sent": sent,
+        "sent_per_s": sent / 10,
+        "statuses": statuses,
+        "transport_errors": errors,
+        "share_200": statuses.get("200", 0) / sent,
+        "p50_ms": 1.0,
+        "p99_ms": p99,
+        "max_ms": 3 * p99,
+    }
+
+
+def test_the_flood_phase_judges_every_shape_and_shows_the_worst_good_p99():
+    shapes = [
+        {
+            "kind": kind,
+            "connections": cap,
+            "good": flood_run({"200": 3000}, p99=cap / 8),
+            "bad": flood_run({"400": 29000, "404": 1000}),
+        }
+        for cap in floods.CONNECTIONS
+        for kind in floods.BAD_KINDS
+    ]
+    figures = {
+        "good_rate": 300,
+        "bad_rate": 3000,
+        "seconds": 10,
+        "alone": flood_run({"200": 3000}),
+        "shapes": shapes,
+        "worst_good_p99_ms": 64.0,
+        "worst_good_max_ms": 192.0,
+        "lowest_good_share_200": 1.0,
+    }
+    assert floods.problems(figures) == []
+    text = "\n".join(floods.lines(figures))
+    assert "Worst good p99 under a flood: 64.00 ms (max 192.0 ms)" in text
+    assert "| macro | 2.00 / 6, 3,000 | 8.00 / 24, 3,000 | 64.00 / 192, 3,000 |" in text
+    shapes[0]["good"] = flood_run({"200": 2990, "503": 10})
+    shapes[1]["bad"] = flood_run({"0": 5, "400": 100}, errors=5)
+    found = floods.problems(figures)
+    assert found[0].startswith("good traffic, 404 flood on 16 connections: 99.67% answered 200")
+    assert found[1].startswith("good traffic, 404 flood on 16 connections: a 5xx")
+    assert found[2] == "macro flood on 16 connections: 5 requests without an answer"
+
+
+def test_each_bad_kind_is_refused_and_the_good_flood_traffic_answered_200(bench_app):
+    client, _ = bench_app
+    for kind, targets in floods.BAD_KINDS.items():
+        for target in targets:
+            path, _, query = target.partition("?")
+            result = client.simulate_get(path, query_string=query, headers={"User-Agent": "x"})
+            # A pixel answers a refusal 200 with the reason in X-Tracker-Error.
+            assert outcome(result) == (False, True), (kind, target, result.status_code)
+            assert result.status_code < 500
+    for target in floods.GOOD:
+        path, _, query = target.decode().partition("?")
+        result = client.simulate_get(path, query_string=query)
+        assert (result.status_code, outcome(result)) == (200, (True, False))
+
+
+def test_the_latency_chart_shows_every_window_and_a_single_rate_reads_plainly(tmp_path):
+    window = {"p99_ms": 2.0, "max_ms": 9.0}
+    row = {
+        "p50_ms": 0.5,
+        "p99_ms": 3.0,
+        "max_ms": 40.0,
+        "windows": [window] * 4 + [{"p99_ms": 3.0, "max_ms": 40.0}],
+    }
+    results = {
+        "throughput": [{"title": "imp", "rps": 1000.0, "accepted": 1, "vs_falcon": 0.3}],
+        "latency": [
+            {"name": "bill", "rate": 1000, **row},
+            {"name": "imp", "rate": 1000, **row},
+            {"name": "imp", "rate": 2000, **row},
+        ],
+    }
+    fig = charts.latency_figure(results)
+    fig.canvas.draw()
+    bill, imp = fig.axes[:2]
+    assert [t.get_text() for t in bill.get_xticklabels()] == ["1,000"]
+    assert bill.xaxis.get_offset_text().get_text() == ""
+    assert [t.get_text() for t in imp.get_xticklabels()] == ["1,000", "2,000"]
+    # Every window is a point: five p99s and five maxima per rate.
+    assert sorted(
+        len(line.get_ydata()) for line in bill.get_lines() if line.get_marker() in "ov"
+    ) == [5, 5]
+    assert [p.name for p in charts.draw(results, tmp_path)] == ["throughput.png", "latency.png"]
+
+
+def test_a_flood_answer_is_a_status_and_no_status_is_a_request_without_an_answer():
+    # vegeta writes the status text into its error column for a 4xx as well.
+    rows = [
+        ["1000000", "404", "2000000", "0", "0", "404 Not Found", "", "", "0", "GET", "u", ""],
+        ["2000000", "200", "1000000", "0", "0", "", "", "", "1", "GET", "u", ""],
+        ["3000000", "0", "9000000", "0", "0", "EOF", "", "", "2", "GET", "u", ""],
+    ]
+    figures = floods._summary(rows, 1.0)
+    assert figures["statuses"] == {"0": 1, "200": 1, "404": 1}
+    assert figures["transport_errors"] == 1
+    assert figures["share_200"] == round(1 / 3, 5)

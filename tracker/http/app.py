@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import falcon
 
+import tracker.metrics as metrics
 from tracker.config import Config
 from tracker.http.admin import AdminRoute
 from tracker.http.batch import BatchResource
@@ -26,7 +27,7 @@ from tracker.http.openapi.document import OpenApiResource
 from tracker.http.resources import TrackingResource
 from tracker.http.tag import add_tag_routes
 from tracker.intake.intake import Intake
-from tracker.intake.pipeline import Pipeline
+from tracker.intake.pipeline import ACCEPTED, DROPPED, UNSAFE, Pipeline
 from tracker.intake.refusals import Rejected, RejectedStream
 
 
@@ -94,11 +95,26 @@ class Tracker:
         self.wsgi.add_route("/healthz", HealthResource())
         self.wsgi.add_route("/readyz", ReadyResource(self.pipeline))
         self.wsgi.add_route("/metrics", AdminRoute(MetricsResource(), admin_port))
-        self.wsgi.add_route("/openapi.json", OpenApiResource(config))
+        # The last route compiles the router now, in the master, and not on
+        # each worker's first request (Falcon's default is lazy).
+        self.wsgi.add_route("/openapi.json", OpenApiResource(config), compile=True)
 
     def open(self) -> None:
-        """Open the plugins: once per worker, after the fork."""
+        """Open the plugins, then create the request path's counter series: once per worker.
+
+        prometheus_client creates a labelled series on its first increment,
+        and in multiprocess mode that writes a new entry into the worker's
+        metric file (growing and re-mapping it now and then): work the first
+        requests of each path would otherwise pay. Created here, each series
+        reads 0 from the start.
+        """
         self.pipeline.open()
+        for path in self.config.paths.values():
+            for outcome in (ACCEPTED, DROPPED, UNSAFE, "rejected"):
+                metrics.inc(metrics.REQUESTS, path.name, outcome, amount=0)
+            metrics.inc(metrics.EVENTS, path.event_type, amount=0)
+            for name in path.preprocessors:
+                metrics.inc(metrics.DROPPED, name, amount=0)
 
     def max_body_bytes(self) -> int:
         """Return the largest body any path accepts (for the HTTP server's own limit)."""

@@ -1,0 +1,187 @@
+"""The benchmark's flood phase: good impressions under floods of every shape, with vegeta.
+
+Good impressions arrive at a constant 300 req/s while bad requests arrive at
+3,000 req/s from a second vegeta whose workers and keep-alive connections are
+capped at 16, 64 or 512: each kind of bad request alone (unknown paths,
+unfilled price macros, unlisted click hosts, oversized fields, broken escapes)
+and all of them mixed. How a flood shapes its connections matters as much as
+its rate: few busy connections and many idle ones load meinheld's accept loop
+and the two workers' balance differently. Each shape is one window; the phase
+reports every window's good p99 and max, the worst, and the share of good
+requests answered 200. ``loadtest/flood.py`` (the integration test's own
+generator) is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from loadtest import load
+from loadtest.flood import BAD_RATE, GOOD, GOOD_RATE
+from loadtest.scenarios import BROWSER
+
+#: Each kind of bad request, alone; ``mixed`` sends all of them.
+BAD_KINDS: dict[str, tuple[str, ...]] = {
+    "404": ("/wp-login.php", "/no-such-path?cid=c1", "/.env"),
+    "macro": (
+        "/bill?aid=a1&price=${AUCTION_PRICE}",
+        "/win?aid=a1&price=%24%7BAUCTION_PRICE%7D",
+        "/bill?aid=a2&price=${AUCTION_PRICE:B64}",
+    ),
+    "click-host": (
+        "/click?cid=c1&url=https%3A%2F%2Fevil.example%2F",
+        "/click?cid=c2&url=https%3A%2F%2Fphish.example%2Flogin",
+    ),
+    "oversized": ("/imp?cid=" + "x" * 900 + "&price=1", "/win?aid=" + "a" * 300 + "&price=1"),
+    "escape": ("/conv?cid=%zz", "/imp?cid=%E2%82&price=1", "/imp?cid=c1&price=%", "/win?aid=%G1"),
+}
+BAD_KINDS["mixed"] = tuple(t for targets in BAD_KINDS.values() for t in targets)
+#: The flood's connection caps: a handful of busy connections to many idle ones.
+CONNECTIONS = (16, 64, 512)
+#: The share of good requests that must be answered 200 under every flood (issue 21).
+GOOD_SHARE = 0.999
+
+
+def write_targets(base_url: str, directory: Path) -> dict[str, Path]:
+    """Write vegeta's targets: ``good`` and one file per bad kind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    header = {"User-Agent": [BROWSER]}
+    files = {}
+    for kind, targets in {"good": tuple(t.decode() for t in GOOD), **BAD_KINDS}.items():
+        files[kind] = directory / f"flood-{kind}.json"
+        files[kind].write_text(
+            "".join(
+                json.dumps({"method": "GET", "url": base_url + t, "header": header}) + "\n"
+                for t in targets
+            )
+        )
+    return files
+
+
+def _summary(rows: list[list[str]], seconds: float) -> dict:
+    """Counts, statuses, transport errors and latency of one vegeta run."""
+    statuses = Counter(row[1] for row in rows)
+    latency = load.summarise(rows, 0) if rows else None
+    return {
+        "sent": len(rows),
+        "sent_per_s": round(len(rows) / seconds, 1),
+        "statuses": dict(sorted(statuses.items())),
+        # vegeta fills its error column for a 4xx too; no status is no answer.
+        "transport_errors": statuses.get("0", 0),
+        "share_200": round(statuses.get("200", 0) / len(rows), 5) if rows else 0.0,
+        "p50_ms": round(latency.p50_ms, 2) if latency else None,
+        "p99_ms": round(latency.p99_ms, 2) if latency else None,
+        "max_ms": round(latency.max_ms, 1) if latency else None,
+    }
+
+
+def _good(vegeta_bin: str, files: dict[str, Path], rate: int, seconds: float) -> dict:
+    attack = subprocess.run(
+        load.attack_command(vegeta_bin, files["good"], rate, seconds),
+        capture_output=True,
+        check=True,
+    )
+    return _summary(load.encode_csv(vegeta_bin, attack.stdout), seconds)
+
+
+def phase(
+    vegeta_bin: str,
+    base_url: str,
+    directory: Path,
+    seconds: float,
+    connections: tuple[int, ...] = CONNECTIONS,
+    good_rate: int = GOOD_RATE,
+    bad_rate: int = BAD_RATE,
+) -> dict:
+    """Good traffic alone, then under each flood shape, one ``seconds`` window each.
+
+    Returns:
+        ``alone`` (the good traffic's figures), ``shapes`` (one entry per
+        connection cap and bad kind: ``good`` and ``bad`` figures), the
+        ``worst_good_p99_ms`` and the ``lowest_good_share_200``.
+    """
+    files = write_targets(base_url, directory)
+    alone = _good(vegeta_bin, files, good_rate, seconds)
+    shapes = []
+    for cap in connections:
+        for kind in BAD_KINDS:
+            # The flood starts first and ends last: the good window is wholly inside it.
+            command = load.attack_command(vegeta_bin, files[kind], bad_rate, seconds + 1.0, cap)
+            flood = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            good = _good(vegeta_bin, files, good_rate, seconds)
+            out, _ = flood.communicate(timeout=seconds + 60)
+            bad = _summary(load.encode_csv(vegeta_bin, out), seconds + 1.0)
+            shapes.append({"kind": kind, "connections": cap, "good": good, "bad": bad})
+    good_runs = [alone, *(s["good"] for s in shapes)]
+    return {
+        "good_rate": good_rate,
+        "bad_rate": bad_rate,
+        "seconds": seconds,
+        "alone": alone,
+        "shapes": shapes,
+        "worst_good_p99_ms": max(s["good"]["p99_ms"] for s in shapes) if shapes else None,
+        "worst_good_max_ms": max(s["good"]["max_ms"] for s in shapes) if shapes else None,
+        "lowest_good_share_200": min(g["share_200"] for g in good_runs),
+    }
+
+
+def problems(figures: dict) -> list[str]:
+    """What the phase shows wrong, never timing.
+
+    Fewer than 99.9% of the good requests answered 200 in a window, a 5xx, or
+    a connection closed without a status line (a vegeta transport error other
+    than its own timeout).
+    """
+    found = []
+    runs = [("good traffic alone", figures["alone"], True)]
+    for s in figures["shapes"]:
+        shape = f"{s['kind']} flood on {s['connections']} connections"
+        runs += [(f"good traffic, {shape}", s["good"], True), (shape, s["bad"], False)]
+    for name, run, good in runs:
+        if good and run["share_200"] < GOOD_SHARE:
+            found.append(f"{name}: {run['share_200']:.2%} answered 200: {run['statuses']}")
+        if any(status.startswith("5") for status in run["statuses"]):
+            found.append(f"{name}: a 5xx: {run['statuses']}")
+        if run["transport_errors"]:
+            found.append(f"{name}: {run['transport_errors']} requests without an answer")
+    return found
+
+
+def lines(figures: dict) -> list[str]:
+    """The flood table of ``results.md``: good p99 / max (share 200) per kind and cap."""
+    caps = sorted({s["connections"] for s in figures["shapes"]})
+    alone = figures["alone"]
+    out = [
+        f"Flood: good impressions at {figures['good_rate']:,} req/s while bad requests "
+        f"arrive at {figures['bad_rate']:,} req/s from vegeta capped at each connection "
+        f"count, one {figures['seconds']:g} s window per shape. Good alone: p99 "
+        f"{alone['p99_ms']:.2f} ms, max {alone['max_ms']:.1f} ms. Worst good p99 under a "
+        f"flood: {figures['worst_good_p99_ms']:.2f} ms (max {figures['worst_good_max_ms']:.1f} "
+        f"ms); lowest share of good requests answered 200: "
+        f"{figures['lowest_good_share_200']:.2%}.",
+        "",
+        "| bad kind | "
+        + " | ".join(f"{c} conns: good p99 / max ms, bad sent/s" for c in caps)
+        + " |",
+        "|---|" + "--:|" * len(caps),
+    ]
+    for kind in BAD_KINDS:
+        cells = []
+        for cap in caps:
+            shape = next(
+                (s for s in figures["shapes"] if (s["kind"], s["connections"]) == (kind, cap)),
+                None,
+            )
+            cells.append(
+                ""
+                if shape is None
+                else f"{shape['good']['p99_ms']:.2f} / {shape['good']['max_ms']:.0f}, "
+                f"{shape['bad']['sent_per_s']:,.0f}"
+            )
+        out.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return out
