@@ -26,7 +26,6 @@ from tests import ROOT
 from tests.integration.live import free_ports, request, send_all
 from tests.integration.test_banker import banker_servers
 from tests.integration.test_durability import fill
-from tests.redisproc import RedisNode
 from tracker.event import Event
 from tracker.reporting import query
 from tracker.spool import Spool
@@ -40,11 +39,14 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox
 
 
 @pytest.fixture(scope="module")
-def redis():
-    node = RedisNode()
-    node.fresh()
-    yield node
-    node.down()
+def redis(redis_node):
+    """The session's Redis, emptied: the report is compared with the whole ledger.
+
+    Not a node of its own on the same port: stopping it at the end of this
+    module stopped the session's Redis under every later test that uses it.
+    """
+    redis_node.fresh()
+    return redis_node
 
 
 class Loader:
