@@ -301,3 +301,21 @@ def consume(
     finally:
         consumer.close()
     return messages
+
+
+def tmpfs(directory: Path, size: str):
+    """Mount a tmpfs of ``size`` on ``directory``, a disk that really fills; yield it, unmount.
+
+    Skips the test, saying why, where mounting is not allowed (it needs root).
+    """
+    import pytest
+
+    directory.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+        capture_output=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    yield directory
+    subprocess.run(["umount", "-l", str(directory)], check=False)

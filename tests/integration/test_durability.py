@@ -22,7 +22,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from tests.integration.live import BOOTSTRAP, ROOT
+from tests.integration.live import BOOTSTRAP, ROOT, tmpfs
 from tests.integration.test_faults import (
     PacedLoad,
     assert_exactly_once,
@@ -41,15 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MiB tmpfs: a disk that really fills (ENOSPC, short writes)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from tmpfs(tmp_path / "disk", "1m")
 
 
 def fill(path: Path, leave: int) -> None:

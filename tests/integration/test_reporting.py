@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests import ROOT
-from tests.integration.live import free_ports, request, send_all
+from tests.integration.live import free_ports, request, send_all, tmpfs
 from tests.integration.test_banker import banker_servers
 from tests.integration.test_durability import fill
 from tracker.event import Event
@@ -260,15 +260,7 @@ def banker_spend(server) -> dict:
 @pytest.fixture
 def small_disk(tmp_path):
     """A 64 MiB tmpfs for the loader's database: a disk that really fills."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from tmpfs(tmp_path / "disk", "64m")
 
 
 def test_bad_messages_go_to_dead_letters_and_block_nothing(server_factory, tmp_path):
