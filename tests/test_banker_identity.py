@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
+from collectors.banker.collector import BankerCollector
 from collectors.banker.entries import Entries
 from collectors.banker.ledger import Entry
 from collectors.banker.options import BankerOptions
@@ -85,26 +87,73 @@ def test_currency_comes_from_config_and_set_budget_never_from_a_notice(redis_nod
     collector.close(1.0)
 
 
-def test_admit_refuses_what_the_ledger_would_not_spend(redis_node, tmp_path):
+class NoRedis:
+    """A client that fails the test if the request thread talks to Redis."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"admit() called redis: {name}")
+
+
+def test_admit_refuses_what_the_ledger_would_not_spend_without_a_round_trip(redis_node, tmp_path):
     collector = banker(redis_node, tmp_path)
-    collector._ledger().set_budget("gbp", None, None, DAY, "GBP")
-    collector.admit(notice("gbp", currency="GBP"), None)  # fast path, never read: no guess
+    ledger = collector._ledger()
+    ledger.set_budget("gbp", None, None, DAY, "GBP")
+    collector.tidy()  # what the outbox's thread does once a second
+    real, ledger.client = ledger.client, NoRedis()
     with pytest.raises(Refused) as refused:
-        collector.admit(notice(currency="EUR"), 5.0)  # durable: read, the default
+        collector.admit(notice(currency="EUR"), 5.0)  # a campaign of its own: the default
     assert (refused.value.status, refused.value.reason) == (400, "currency_mismatch")
-    collector.admit(notice("gbp", currency="GBP"), 5.0)  # durable: the campaign's own
-    with pytest.raises(Refused):
-        collector.admit(notice("gbp", currency="USD"), 5.0)
-    with pytest.raises(Refused):
-        collector.admit(notice("gbp", currency="USD"), None)  # fast path: as last read
+    collector.admit(notice("gbp", currency="GBP"), 5.0)  # the campaign's own
+    for wait in (5.0, None):  # durable or fast path alike
+        with pytest.raises(Refused):
+            collector.admit(notice("gbp", currency="USD"), wait)
     first = notice(auction_id="a1", price_token="tok")
     collector.admit(first, 5.0)
     collector.admit(first, 5.0)  # a retry of the same notice
+    collector.admit(notice(auction_id="a1", price_token="tok", event_id="loss-or-win"), 5.0)
     with pytest.raises(Refused) as refused:
         collector.admit(notice(auction_id="a2", price_token="tok"), 5.0)
     assert (refused.value.status, refused.value.reason) == (409, "price_token_reused")
     collector.admit(notice(billable=False, currency="XXX"), 5.0)  # AUDIT: nothing to check
+    ledger.client = real
     collector.close(1.0)
+
+
+def test_a_currency_set_later_reaches_admission_on_the_next_refresh(redis_node, tmp_path):
+    collector = banker(redis_node, tmp_path)
+    with pytest.raises(Refused):
+        collector.admit(notice("later", currency="JPY"), None)
+    collector._ledger().set_budget("later", None, None, DAY, "JPY")
+    collector.tidy()
+    collector.admit(notice("later", currency="JPY"), None)
+    with pytest.raises(Refused):
+        collector.admit(notice("later", currency="USD"), None)
+    collector.close(1.0)
+
+
+def test_without_redis_since_start_no_notice_is_refused_on_a_guess(tmp_path):
+    options = {"redis_url": "redis://127.0.0.1:1", "socket_timeout": 0.2}
+    collector = BankerCollector(
+        "banker", BankerOptions().load({**options, "spool": {"directory": str(tmp_path / "spool")}})
+    )
+    collector.open()
+    collector.admit(notice("gbp", currency="GBP"), 5.0)  # may be its own currency
+    collector.close(0.5)
+
+
+def test_a_token_another_worker_took_is_flagged_in_the_ledger_not_spent(redis_node, tmp_path):
+    one = banker(redis_node, tmp_path / "one")
+    other = banker(redis_node, tmp_path / "other", key_prefix=one.options.key_prefix)
+    one.admit(notice(auction_id="a1", price_token="tok"), 5.0)
+    one.collect(notice(spend=10, auction_id="a1", price_token="tok"))
+    assert report(one, "c1")["spend_micros"] == 10
+    replay = notice(spend=10, auction_id="a2", price_token="tok")
+    other.admit(replay, 5.0)  # this worker never saw the token: the ledger decides
+    other.collect(replay)
+    c1 = report(other, "c1")
+    assert (c1["spend_micros"], c1["flagged"]["token_reused_events"]) == (10, 1)
+    one.close(1.0)
+    other.close(1.0)
 
 
 ABSURD = [10**400, -(10**400), float("inf"), float("nan"), 10**15, -1]
@@ -125,9 +174,12 @@ def test_an_absurd_auction_time_never_raises(ts, tmp_path):
 
 
 def test_a_campaign_spent_before_the_upgrade_keeps_its_ledgers_currency(redis_node, tmp_path):
-    collector = banker(redis_node, tmp_path)  # default_currency USD
-    ledger = collector._ledger()
-    ledger.client.hset(f"{ledger.keys.base('old')}:total", mapping={"currency": "EUR"})
+    prefix = "t" + uuid.uuid4().hex[:8]
+    client = redis_node.client()
+    # What the previous release left: a ledger whose currency came from a notice.
+    client.hset(f"{prefix}:{{old}}:total", mapping={"currency": "EUR"})
+    client.sadd(f"{prefix}:campaigns", "old")
+    collector = banker(redis_node, tmp_path, key_prefix=prefix)  # default_currency USD
     collector.admit(notice("old", currency="EUR"), 5.0)  # not refused after the upgrade
     with pytest.raises(Refused):
         collector.admit(notice("old", currency="USD"), 5.0)

@@ -75,9 +75,14 @@ class BankerCollector(OutboxCollector):
         return [f"redis {kind} {answer}", *self.notices.setup(timeout)]
 
     def connect(self) -> None:
-        """Bind the metrics and create the budget producer (after the fork)."""
+        """Bind the metrics, read the currencies and create the budget producer (after the fork).
+
+        The currencies are read here, before the worker is ready, so the first
+        notices are judged like later ones (Redis down: they are read later).
+        """
         self.entries.open()
         self.notices.open()
+        self.tidy()
 
     def disconnect(self, timeout: float) -> None:
         """Wait for the budget notices still in their producer."""
@@ -86,11 +91,23 @@ class BankerCollector(OutboxCollector):
     # --- records ------------------------------------------------------------------------
 
     def admit(self, event: Event, timeout: float | None) -> None:
-        """Refuse a notice in another currency or with another auction's token (guard.py)."""
+        """Refuse a notice in another currency or with another auction's token (guard.py).
+
+        Decided from what the worker holds: no round trip on the request thread.
+        """
         entry = self.entries.entry(event, count=False)
         if entry is not None:
-            up = timeout is not None and self.outbox.up
-            self.guard.check(entry, self._ledger if up else None)
+            self.guard.check(entry)
+
+    def tidy(self) -> None:
+        """Re-read the configured currencies when they changed (the outbox's thread)."""
+        import redis
+
+        try:
+            ledger = self._ledger()
+        except (redis.RedisError, OSError):
+            return  # RedisCluster asks for the slot map here; the next turn tries again
+        self.guard.refresh(ledger.client, ledger.campaigns)
 
     def record(self, event: Event) -> Entry | None:
         """The notice's ledger entry; ``None`` (counted as skipped) when it is not spent."""

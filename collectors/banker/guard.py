@@ -2,37 +2,39 @@
 
 A notice the ledger would refuse is better refused while the exchange still
 waits for the answer: it sees a 4xx, the refusal is counted and goes to the
-rejected stream, and no collector has the event. Two things can be told then:
+rejected stream, and no collector has the event. Two things can be told then,
+from what the worker holds, without a round trip on the request thread:
 
 * the notice's currency is not the campaign's (its own, set with ``tracker
-  banker set-budget --currency``, else the configured ``default_currency``);
-* its encrypted price token is bound to another auction (a replayed token).
+  banker set-budget --currency``, else the configured ``default_currency``):
+  the worker keeps a copy of every configured currency, refreshed once a
+  second on the outbox's thread (currencies.py);
+* its encrypted price token came to this worker with another auction: the
+  worker remembers the last ``MAX_TOKENS`` tokens it admitted.
 
-On a ``durable`` path the request already waits, so the campaign's currency
-is read and the token bound in one pipelined round trip. On a fast path, or
-while Redis does not answer, only what this worker knows is checked (the
-campaign's currency as last read; a campaign it never read may have a
-currency of its own, so its notice is not refused on a guess); the rest is
-decided in the ledger's atomic step and counted there (docs/banker.md).
+Before the worker's first read of the currencies (Redis down since it
+started), a notice is not refused on a guess. What the worker cannot tell (a
+token first seen by another worker or replica, a currency changed in the last
+second) is decided in the ledger's atomic step, flagged there and counted
+(docs/banker.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from redis.exceptions import RedisClusterException, RedisError
 
 from tracker.plugins import Refused
 
-from . import metrics
+from . import currencies, metrics
 from .records import Entry
 
 log = logging.getLogger(__name__)
 
-#: Campaign currencies a worker remembers; past it the memory starts afresh.
-MAX_KNOWN = 10_000
+#: Price tokens a worker remembers (about 200 bytes each); past it the oldest go.
+MAX_TOKENS = 20_000
 
 
 class Guard:
@@ -46,65 +48,55 @@ class Guard:
         "(`price_token_reused`).",
     }
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: Any) -> None:
         self.name = name
         self.currency = options.default_currency
-        self.token_ttl = options.token_ttl
-        self._known: dict[str, str] = {}  # campaign -> its currency, as last read
+        self.prefix = options.key_prefix
+        self._currencies: dict[str, str] | None = None  # None: never read
+        self._version: int | None = None
+        self._tokens: dict[str, str] = {}  # token digest -> auction, oldest first
 
-    def check(self, entry: Entry, ledger: Callable[[], Any] | None) -> None:
-        """Raise :class:`Refused` for a notice the ledger would not spend.
+    def check(self, entry: Entry) -> None:
+        """Raise :class:`Refused` for a notice the ledger would not spend; never blocks."""
+        known = self._currencies
+        if known is not None:
+            currency = known.get(entry.campaign, self.currency)
+            if entry.currency != currency:
+                raise Refused(
+                    400,
+                    "currency_mismatch",
+                    f"Campaign {entry.campaign} is billed in {currency}, not {entry.currency}.",
+                )
+        if entry.token:
+            tokens = self._tokens
+            held = tokens.get(entry.token)
+            if held is None:
+                if len(tokens) >= MAX_TOKENS:
+                    del tokens[next(iter(tokens))]
+                tokens[entry.token] = entry.auction
+            elif held != entry.auction:
+                raise Refused(
+                    409,
+                    "price_token_reused",
+                    "This encrypted price was already used by another auction; it is not billed.",
+                )
+
+    def refresh(self, client: Any, campaigns: Any) -> None:
+        """Re-read the configured currencies if they changed (the outbox's thread).
 
         Args:
-            entry: The notice, reduced.
-            ledger: Returns the :class:`~collectors.banker.ledger.Ledger` when a
-                round trip is allowed and Redis is up; ``None`` otherwise.
+            client: The redis-py client.
+            campaigns: Returns every campaign with a ledger, for the one-time
+                migration of ledgers spent before currencies were configured.
         """
-        currency = self._known.get(entry.campaign)
-        bound = entry.auction
-        if ledger is not None:
-            try:
-                currency, bound = self._ask(ledger(), entry)
-            except (RedisError, RedisClusterException, OSError) as ex:
-                # The notice is taken: the ledger's step decides and counts.
-                metrics.REDIS_ERRORS.labels(self.name).inc()
-                log.debug("banker %s: no answer at admission: %s", self.name, ex)
-        if currency is not None and entry.currency != currency:
-            raise Refused(
-                400,
-                "currency_mismatch",
-                f"Campaign {entry.campaign} is billed in {currency}, not {entry.currency}.",
-            )
-        if bound != entry.auction:
-            raise Refused(
-                409,
-                "price_token_reused",
-                "This encrypted price was already used by another auction; it is not billed.",
-            )
-
-    def _ask(self, ledger: Any, entry: Entry) -> tuple[str | None, str]:
-        """Read the campaign's currency and bind the token, in one round trip.
-
-        The currency as the Lua step decides it: the budget's own, else the one
-        the campaign's ledger is in (spent before currencies were configured),
-        else the default.
-        """
-        keys = ledger.keys
-        base = keys.base(entry.campaign)
-        pipe = ledger.client.pipeline(transaction=False)
-        pipe.hget(f"{base}:budget", "currency")
-        pipe.hget(f"{base}:total", "currency")
-        if entry.token:
-            pipe.set(keys.token(entry.token), entry.auction, nx=True, ex=self.token_ttl)
-            pipe.get(keys.token(entry.token))
-        replies = [_text(r) for r in pipe.execute()]
-        currency = replies[0] or replies[1] or self.currency
-        if len(self._known) >= MAX_KNOWN:
-            self._known.clear()
-        self._known[entry.campaign] = currency
-        held = replies[3] if entry.token else None
-        return currency, entry.auction if held is None else held
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
+        try:
+            version = currencies.version(client, self.prefix)
+            if version is None:
+                currencies.migrate(client, self.prefix, campaigns())
+                version = currencies.version(client, self.prefix)
+            if version != self._version or self._currencies is None:
+                self._currencies = currencies.read(client, self.prefix)
+                self._version = version
+        except (RedisError, RedisClusterException, OSError) as ex:
+            metrics.REDIS_ERRORS.labels(self.name).inc()
+            log.debug("banker %s: currencies not read: %s", self.name, ex)

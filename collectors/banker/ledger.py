@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from . import currencies
 from .claims import ClaimKeys, claim
 from .records import COUNTERS, FLAGS, Applied, Entry, Exhausted
 from .script import APPLY
@@ -244,6 +245,8 @@ class Ledger:
             if spent_in and spent_in != currency:
                 raise ValueError(f"campaign {campaign} has spend in {spent_in}; it stays in it")
             self.client.hset(f"{base}:budget", "currency", currency)
+            # The copy every worker admits notices by (currencies.py).
+            currencies.publish(self.client, self.keys.prefix, campaign, currency)
         for name, value in (("daily_micros", daily), ("total_micros", total)):
             if value is None:
                 continue

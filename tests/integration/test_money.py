@@ -8,6 +8,7 @@ or did not match.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -16,6 +17,9 @@ from tests.integration.money import CRYPTO, PRICE_KEYS, bank_server, banker, pos
 from tests.redisproc import RedisNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
+
+#: Workers re-read the configured currencies once a second (collectors/banker/currencies.py).
+CURRENCY_REFRESH = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +42,15 @@ def redis_cluster():
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory, broker, redis_node):
-    """The exchange's price keys set: only encrypted prices bill."""
-    server = bank_server(tmp_path_factory.mktemp("keyed"), broker, redis_node, **PRICE_KEYS)
+    """The exchange's price keys set: only encrypted prices bill.
+
+    One worker: a worker refuses a token it saw with another auction at the
+    request; one first seen by another worker is flagged in the ledger
+    (tests/test_banker_identity.py).
+    """
+    server = bank_server(
+        tmp_path_factory.mktemp("keyed"), broker, redis_node, TRACKER_WORKERS="1", **PRICE_KEYS
+    )
     yield server
     server.stop()
 
@@ -105,6 +116,7 @@ def test_an_odd_currency_first_is_refused_and_the_campaign_keeps_its_own(plain):
     assert spent(plain, "odd-first", (2000, 2))["currency"] == "USD"
     done = banker(plain, "set-budget", "--campaign", "in-euro", "--currency", "EUR")
     assert done.returncode == 0, done.stderr
+    time.sleep(CURRENCY_REFRESH)  # every worker re-reads the configured currencies
     assert plain.get("/bill?aid=cur-4&cid=in-euro&price=1&cur=EUR")[0] == 204
     assert plain.get("/bill?aid=cur-5&cid=in-euro&price=1")[0] == 400  # USD by default
     assert spent(plain, "in-euro", (1000, 1))["currency"] == "EUR"
@@ -153,7 +165,7 @@ def test_vast_pauses_at_two_playheads_and_errors_with_two_codes_are_four_events(
 
 
 def test_on_redis_cluster_an_id_and_a_token_are_spent_once(tmp_path, broker, redis_cluster):
-    server = bank_server(tmp_path, broker, redis_cluster, **PRICE_KEYS)
+    server = bank_server(tmp_path, broker, redis_cluster, TRACKER_WORKERS="1", **PRICE_KEYS)
     try:
         token = CRYPTO.encrypt(2_000_000, b"cluster-iv-00001")
         notice = f"aid=cl-1&iid=i&bid=b&price={token}"

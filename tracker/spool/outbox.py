@@ -284,6 +284,10 @@ class Outbox:
         metrics.PENDING.labels(self.name).set(self.pending())
         self.quarantine.seal()
         self.spool.sync()
+        try:
+            self.sink.tidy()
+        except Exception:
+            log.exception("collector %s: tidy failed", self.name)
 
     def _drained(self) -> bool:
         busy = self._pending or self._inflight or self._tickets.busy()

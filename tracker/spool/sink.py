@@ -97,6 +97,12 @@ class OutboxCollector(Collector):
         """Return why events are not safe here (not ready), or ``None``."""
         return None
 
+    def tidy(self) -> None:
+        """Periodic upkeep on the outbox's thread, every ``sync_interval`` s (refresh a cache).
+
+        Never called on the request thread; an exception is logged and the loop goes on.
+        """
+
     def connect(self) -> None:
         """Create the sink's client; called in the worker after the fork."""
 
