@@ -62,31 +62,39 @@ def claim(
         redis.RedisError: Nothing could be sent.
     """
     pipe = client.pipeline(transaction=False)
+    wanted: list[tuple[str, str]] = []  # (key, claimant) per SET, in pipeline order
     for campaign, entries in batches:
         for entry in entries:
-            owner = keys.owner(entry.event_id)
-            pipe.set(owner, campaign, nx=True, ex=id_ttl)
-            pipe.get(owner)
+            wanted.append((keys.owner(entry.event_id), campaign))
+            pipe.set(wanted[-1][0], campaign, nx=True, ex=id_ttl)
             if entry.token:
-                token = keys.token(entry.token)
-                pipe.set(token, entry.auction, nx=True, ex=token_ttl)
-                pipe.get(token)
-    replies = pipe.execute(raise_on_error=False) if len(pipe) else []
+                wanted.append((keys.token(entry.token), entry.auction))
+                pipe.set(wanted[-1][0], entry.auction, nx=True, ex=token_ttl)
+    replies = pipe.execute(raise_on_error=False) if wanted else []
+    # A claim SET NX did not make was made earlier: read whose it is, in a second
+    # round trip that only retries and conflicts need.
+    held = [i for i, r in enumerate(replies) if r is None]
+    if held:
+        pipe = client.pipeline(transaction=False)
+        for i in held:
+            pipe.get(wanted[i][0])
+        for i, value in zip(held, pipe.execute(raise_on_error=False), strict=True):
+            replies[i] = value if isinstance(value, Exception) else _held_by(value, wanted[i][1])
     results: list[list[int] | Exception] = []
     at = 0
-    for campaign, entries in batches:
+    for _campaign, entries in batches:
         verdicts: list[int] = []
         error: Exception | None = None
         for entry in entries:
-            steps = 4 if entry.token else 2
+            steps = 2 if entry.token else 1
             mine = replies[at : at + steps]
             at += steps
             error = error or next((r for r in mine if isinstance(r, Exception)), None)
             if error is not None:
                 continue
-            if not _held_by(mine[1], campaign):
+            if not mine[0]:
                 verdicts.append(OTHER_CAMPAIGN)
-            elif entry.token and not _held_by(mine[3], entry.auction):
+            elif entry.token and not mine[1]:
                 verdicts.append(TOKEN_REUSED)
             else:
                 verdicts.append(SPEND)
