@@ -71,15 +71,29 @@ def claim(
                 wanted.append((keys.token(entry.token), entry.auction))
                 pipe.set(wanted[-1][0], entry.auction, nx=True, ex=token_ttl)
     replies = pipe.execute(raise_on_error=False) if wanted else []
-    # A claim SET NX did not make was made earlier: read whose it is, in a second
-    # round trip that only retries and conflicts need.
+    _read_held(client, wanted, replies)
+    return _verdicts(batches, replies)
+
+
+def _read_held(client: Any, wanted: list[tuple[str, str]], replies: list[Any]) -> None:
+    """Replace each ``None`` (SET NX found the claim made) by whether its claimant holds it.
+
+    A second round trip that only retries and conflicts need.
+    """
     held = [i for i, r in enumerate(replies) if r is None]
-    if held:
-        pipe = client.pipeline(transaction=False)
-        for i in held:
-            pipe.get(wanted[i][0])
-        for i, value in zip(held, pipe.execute(raise_on_error=False), strict=True):
-            replies[i] = value if isinstance(value, Exception) else _held_by(value, wanted[i][1])
+    if not held:
+        return
+    pipe = client.pipeline(transaction=False)
+    for i in held:
+        pipe.get(wanted[i][0])
+    for i, value in zip(held, pipe.execute(raise_on_error=False), strict=True):
+        replies[i] = value if isinstance(value, Exception) else _held_by(value, wanted[i][1])
+
+
+def _verdicts(
+    batches: list[tuple[str, list[Entry]]], replies: list[Any]
+) -> list[list[int] | Exception]:
+    """A verdict per entry from its claims' replies, or the error that left a batch undecided."""
     results: list[list[int] | Exception] = []
     at = 0
     for _campaign, entries in batches:
