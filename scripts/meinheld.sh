@@ -22,6 +22,12 @@
 # once it has the 100 (or after waiting for it: curl waits a second per POST).
 # scripts/meinheld/expect-continue.patch answers it as soon as the header is complete.
 #
+# A keep-alive connection stays with the worker that accepted it, so a client that
+# opens a burst of connections can leave most of them with one worker.
+# scripts/meinheld/keepalive-requests.patch adds server.set_keepalive_requests(n), as
+# nginx's keepalive_requests: the n-th request of a connection is answered with
+# "Connection: close" (the worker sets TRACKER_KEEPALIVE_REQUESTS, 100).
+#
 # The patches apply in the order of PATCHES; the build fails if one does not apply.
 # Running it again builds and installs the same thing again: it starts from a fresh
 # copy of the source every time.
@@ -33,7 +39,7 @@ set -euo pipefail
 
 PYTHON=${1:?usage: meinheld.sh PYTHON}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PATCHES=(lingering-close.patch expect-continue.patch)
+PATCHES=(lingering-close.patch expect-continue.patch keepalive-requests.patch)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

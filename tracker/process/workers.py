@@ -36,6 +36,19 @@ def close_timeout() -> float:
     return float(os.environ.get("TRACKER_CLOSE_TIMEOUT", "10"))
 
 
+def keepalive_requests() -> int:
+    """Requests one keep-alive connection may carry before the worker closes it (0: no bound).
+
+    Every worker accepts on the same socket and a keep-alive connection stays
+    with the worker that accepted it, so a worker that took a burst of a load
+    balancer's connections keeps them and queues while another idles. Closing a
+    connection now and then (``Connection: close`` on its last answer, as
+    nginx's ``keepalive_requests``) lets the client reconnect to a worker that
+    is waiting for one (scripts/meinheld/keepalive-requests.patch).
+    """
+    return int(os.environ.get("TRACKER_KEEPALIVE_REQUESTS", "100"))
+
+
 def in_flight_budget(graceful_timeout: float) -> int:
     """Seconds left for in-flight requests once draining and flushing are paid for.
 
@@ -102,6 +115,10 @@ class MeinheldWorker(StockMeinheldWorker):
     def run(self) -> None:
         """Serve until stopped, with the worker's own signal handlers."""
         server.schedule_call(0, self._take_signals)
+        if hasattr(server, "set_keepalive_requests"):  # the project's build (meinheld.sh)
+            server.set_keepalive_requests(keepalive_requests())
+        else:
+            self.log.warning("meinheld without keepalive-requests.patch: connections unbounded")
         super().run()
 
     def _take_signals(self) -> None:
