@@ -8,7 +8,7 @@
   report must then count exactly the distinct ids produced.
 - **Freshness**: the tracker (two meinheld workers) and the loader (its default
   0.5 s interval) on the same broker; background impressions at ``rate``
-  events/s from four sender processes, and ten marker impressions a second,
+  events/s from vegeta (constant rate), and ten marker impressions a second,
   each for a campaign of its own. A watcher asks the loader's ``/report`` (what
   ``tracker report`` asks) every 50 ms; a marker's freshness runs from the
   tracker's answer to the first report that shows its campaign.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -35,11 +34,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest.load import percentile
+from loadtest.load import attack_command, encode_csv, percentile, summarise
 from loadtest.servers import BIN, ROOT, Broker, Process, TrackerServer, free_port
 from tracker.event import Event
 
 UA = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/140.0"}
+UA_HEADER = {name: [value] for name, value in UA.items()}
+VEGETA = ROOT / "var" / "bin" / "vegeta"  # installed by loadtest/bench.sh
 
 
 def produce(bootstrap: str, topic: str, count: int) -> int:
@@ -120,14 +121,14 @@ def child(bootstrap: str, topic: str, database: str) -> None:
     print(json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "impressions": impressions}))
 
 
-def _background(port: int, rate: float, seconds: float, seed: int) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        time.sleep(max(0.0, start + i / rate - time.perf_counter()))
-        conn.request("GET", f"/imp?cid=bg-{i % 50}&aid=bg{seed}-{i}&iid=i&bid=b", headers=UA)
-        conn.getresponse().read()
-    conn.close()
+def _background_targets(port: int, rate: int, seconds: float, path: Path) -> Path:
+    """vegeta targets: one distinct impression per request of the run."""
+    run = os.urandom(3).hex()
+    with path.open("w") as out:
+        for i in range(int(rate * seconds)):
+            url = f"http://127.0.0.1:{port}/imp?cid=bg-{i % 50}&aid=bg{run}-{i}&iid=i&bid=b"
+            out.write(json.dumps({"method": "GET", "url": url, "header": UA_HEADER}) + "\n")
+    return path
 
 
 def freshness(work: Path, bootstrap: str, rate: int, seconds: float) -> dict:
@@ -143,19 +144,19 @@ def freshness(work: Path, bootstrap: str, rate: int, seconds: float) -> dict:
     try:
         loader.wait_http(f"http://127.0.0.1:{loader_port}/healthz")
         _wait_ready(f"http://127.0.0.1:{loader_port}/readyz")
-        senders = 4
-        per = max(rate - 10, 1) / senders
-        pool = [
-            multiprocessing.Process(target=_background, args=(port, per, seconds, k))
-            for k in range(senders)
-        ]
-        for p in pool:
-            p.start()
+        # vegeta sends the background at a constant rate (open loop): Python senders
+        # beside the tracker on two cores fell short of 2,000/s.
+        background = rate - 10
+        targets = _background_targets(port, background, seconds, work / "fresh-targets.json")
+        attack = subprocess.Popen(
+            attack_command(str(VEGETA), targets, background, seconds),
+            stdout=subprocess.PIPE,
+        )
         began = time.perf_counter()
         sent, seen = _markers(port, loader_port, seconds)
-        for p in pool:
-            p.join()
+        results, _ = attack.communicate()
         span = time.perf_counter() - began
+        answered = summarise(encode_csv(str(VEGETA), results), background, 1)
         with urllib.request.urlopen(f"http://127.0.0.1:{loader_port}/report", timeout=60) as r:
             loaded = sum(row["impressions"] for row in json.loads(r.read())["rows"])
     finally:
@@ -166,6 +167,8 @@ def freshness(work: Path, bootstrap: str, rate: int, seconds: float) -> dict:
         "rate": rate,
         # Impressions in the report over the time the senders ran: the rate achieved.
         "achieved_rate": round(loaded / span),
+        "background_p99_ms": round(answered.p99_ms, 2),
+        "background_errors": answered.errors,
         "markers": len(sent),
         "visible": len(seen),
         "p50_s": round(percentile(delays, 50), 3),
