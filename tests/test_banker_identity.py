@@ -156,6 +156,29 @@ def test_a_token_another_worker_took_is_flagged_in_the_ledger_not_spent(redis_no
     other.close(1.0)
 
 
+def test_a_token_flagged_in_the_ledger_is_offered_to_the_rejected_stream_once(redis_node, tmp_path):
+    one = banker(redis_node, tmp_path / "one")
+    other = banker(redis_node, tmp_path / "other", key_prefix=one.options.key_prefix)
+    offered = []
+    other.late_refusal = lambda path, refused, fields: offered.append((path, refused, fields))
+    one.collect(notice(spend=10, auction_id="a1", price_token="tok"))
+    assert report(one, "c1")["spend_micros"] == 10
+    replay = notice(spend=10, auction_id="a2", price_token="tok", event_id="replayed")
+    for _ in range(2):  # the exchange retries the replay: flagged and offered once
+        other.collect(replay)
+        assert report(other, "c1")["flagged"]["token_reused_events"] == 1
+    ((path, refused, fields),) = offered
+    assert (path, refused.status, refused.reason) == ("_banker", 409, "price_token_reused")
+    assert fields == {
+        "event_id": "replayed",
+        "campaign_id": "c1",
+        "auction_id": "a2",
+        "price_token": "tok",
+    }
+    one.close(1.0)
+    other.close(1.0)
+
+
 ABSURD = [10**400, -(10**400), float("inf"), float("nan"), 10**15, -1]
 
 

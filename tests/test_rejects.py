@@ -12,6 +12,7 @@ from tests import ROOT
 from tests.apps import build_app
 from tests.metrics import counted
 from tracker.config import ConfigError, load_text
+from tracker.plugins import Refused
 
 SHIPPED = (ROOT / "config" / "tracker.yaml").read_text()
 STREAM = """rejected:
@@ -243,3 +244,18 @@ def test_unknown_paths_are_capped_in_the_stream_like_other_refusals():
     for i in range(20):
         assert client.simulate_get(f"/scan/{i}").status_code == 404
     assert len(rejected_events(memory)) in (2, 4)
+
+
+def test_a_refusal_a_collector_decides_later_reaches_the_stream_as_taken():
+    _, memory = build_app(load_text(SHIPPED, {}))
+    late = Refused(409, "price_token_reused", "Already used by another auction; not billed.")
+    fields = {"event_id": "e-1", "auction_id": "a-2", "price_token": "9f" * 12}
+    before = counted("tracker_rejected_late_total", path="_banker", reason="price_token_reused")
+    memory["kafka"].late_refusal("_banker", late, fields)
+    (event,) = rejected_events(memory)
+    assert event.path == "_banker"
+    assert event.dimensions["status"] == 202  # the request was answered and taken
+    assert event.dimensions["reason"] == "price_token_reused"
+    assert event.dimensions["request"] == fields
+    after = counted("tracker_rejected_late_total", path="_banker", reason="price_token_reused")
+    assert after == before + 1

@@ -33,6 +33,11 @@ REJECTED_CAPPED = Counter(
     "Sampled refusals left out of the rejected-requests stream by its per-second cap",
     ["path"],
 )
+REJECTED_LATE = Counter(
+    "tracker_rejected_late_total",
+    "Events a collector refused after their request was answered (the banker's ledger step)",
+    ["path", "reason"],
+)
 EVENTS = Counter("tracker_events_total", "Events handed to collectors", ["event_type"])
 DROPPED = Counter(
     "tracker_events_dropped_total", "Events dropped by a preprocessor", ["preprocessor"]

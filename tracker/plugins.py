@@ -189,6 +189,16 @@ class Collector(Plugin):
         fast path, where this must not block. It must raise nothing else.
         """
 
+    def late_refusal(self, path: str, refused: Refused, fields: dict[str, Any]) -> None:
+        """Offer the rejected stream an event refused after its request was answered.
+
+        For what a collector can only decide later (the banker's ledger step:
+        a price token another worker took first). The core replaces this
+        no-op, before :meth:`open`, when a rejected stream is configured; call
+        it from any thread. ``fields`` identify the event (ids, never personal
+        data); the stream's record says ``status`` 202: the request was taken.
+        """
+
     def collect(self, event: Event) -> None:
         """Take one event; called on the request path.
 

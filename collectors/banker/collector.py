@@ -24,6 +24,7 @@ from collections import defaultdict
 from typing import ClassVar
 
 from tracker.event import Event
+from tracker.plugins import Refused
 from tracker.spool import OutboxCollector, Report
 
 from . import metrics
@@ -34,6 +35,13 @@ from .notices import BudgetNotices
 from .options import BankerConfig, BankerOptions
 
 log = logging.getLogger(__name__)
+
+#: A price token another worker admitted with another auction, found in the ledger's step.
+TOKEN_REPLAYED = Refused(
+    409,
+    "price_token_reused",
+    "This encrypted price was already used by another auction; it was taken but not billed.",
+)
 
 
 class BankerCollector(OutboxCollector):
@@ -190,6 +198,8 @@ class BankerCollector(OutboxCollector):
                 continue
             report.ack(len(chunk))
             self._count(result)
+            for entry in result.reused:
+                self.late_refusal(f"_{self.name}", TOKEN_REPLAYED, entry.identity())
         return failed, error
 
     def _count(self, result: Applied) -> None:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from . import currencies
-from .claims import ClaimKeys, claim
+from .claims import TOKEN_REUSED, ClaimKeys, claim
 from .records import COUNTERS, FLAGS, Applied, Entry, Exhausted
 from .script import APPLY
 
@@ -116,8 +116,15 @@ class Ledger:
             for i, reply in zip(again, resent, strict=True):
                 replies[i] = reply
         results: list[Applied | Exception] = []
-        for (campaign, _), reply in zip(batches, replies, strict=True):
-            results.append(reply if isinstance(reply, Exception) else self._result(campaign, reply))
+        for (campaign, entries), reply, verdict in zip(batches, replies, verdicts, strict=True):
+            if isinstance(reply, Exception):
+                results.append(reply)
+                continue
+            result = self._result(campaign, reply)
+            # Flagged now, not a retry's duplicate: the notices to report as refused.
+            reused = [e for e, v in zip(entries, verdict, strict=True) if v == TOKEN_REUSED]
+            result.reused = reused[: result.token_reused]
+            results.append(result)
         return results
 
     def _send(self, batches: list[tuple[str, list[Entry], Any]], register: tuple[str, ...] = ()):

@@ -21,6 +21,15 @@ class Entry(NamedTuple):
     auction: str = ""  # the auction id, "" when the notice names none
     token: str = ""  # digest of its encrypted price token, "" for a clear price
 
+    def identity(self) -> dict[str, str]:
+        """What names the notice in the rejected stream: ids only, no personal data."""
+        return {
+            "event_id": self.event_id,
+            "campaign_id": self.campaign,
+            "auction_id": self.auction,
+            "price_token": self.token,
+        }
+
 
 #: Fields of every ledger hash (total, per day, per line item, per line item and day).
 COUNTERS = ("spend_micros", "events", "late_events", "late_micros")
@@ -66,6 +75,7 @@ class Applied:
     overspend_total: int = 0
     overspend_daily: int = 0
     exhausted: list[Exhausted] = field(default_factory=list)
+    reused: list[Entry] = field(default_factory=list)  # the token_reused notices, flagged now
 
     def flagged(self) -> dict[str, int]:
         """Notices not spent, by ``banker_skipped_total`` reason."""

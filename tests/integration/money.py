@@ -23,14 +23,17 @@ CRYPTO = PriceCrypto.from_config(
 )
 
 
-def bank_server(tmp_path, broker, redis, **env: str) -> Server:
-    """Start one tracker whose ``/bill`` feeds the shipped banker block, under a fresh prefix."""
+def bank_server(tmp_path, broker, redis, prefix: str = "", **env: str) -> Server:
+    """Start one tracker whose ``/bill`` feeds the shipped banker block, under a fresh prefix.
+
+    ``prefix``: another server's, for a replica of it (the same ledger).
+    """
     server = Server(tmp_path, broker, TRACKER_REDIS_URL=redis.url, **env)
     data = yaml.safe_load(server.config.read_text())
     shipped = yaml.safe_load((ROOT / "config" / "tracker.yaml").read_text())
     block = data["collectors"]["banker"] = shipped["collectors"]["banker"]
     data["paths"]["billing"]["collectors"].append("banker")
-    server.prefix = "m" + uuid.uuid4().hex[:8]
+    server.prefix = prefix or "m" + uuid.uuid4().hex[:8]
     block.update(key_prefix=server.prefix, cluster=redis.cluster, flush_interval=0.05)
     block["budget_events"]["topic"] = f"tracker-budget-{server.prefix}"
     server.config.write_text(yaml.safe_dump(data, sort_keys=False))

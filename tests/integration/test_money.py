@@ -93,6 +93,33 @@ def test_a_price_token_replayed_under_another_auction_is_refused_and_not_spent(k
     assert keyed.metric("tracker_rejected_total", reason="price_token_reused") == 1
 
 
+def test_a_token_replayed_to_another_replica_is_not_spent_and_reaches_the_rejected_stream(
+    tmp_path, broker, redis_node, keyed
+):
+    replica = bank_server(
+        tmp_path, broker, redis_node, prefix=keyed.prefix, TRACKER_WORKERS="1", **PRICE_KEYS
+    )
+    try:
+        token = CRYPTO.encrypt(3_000_000, b"replica-iv-00001")
+        assert keyed.get(f"/bill?aid=rep-a1&cid=replicas&price={token}")[0] == 204
+        spent(keyed, "replicas", (3000, 1))
+        # The replica never saw the token: it takes the notice, the ledger's claim decides.
+        assert replica.get(f"/bill?aid=rep-a2&cid=replicas&price={token}")[0] == 204
+        report = spent(keyed, "replicas", (3000, 1))
+        assert report["flagged"]["token_reused_events"] == 1
+        records = [
+            event for _, _, event in consume([replica.topic("tracker-rejected")], 1, settle=1.0)
+        ]
+        (record,) = records
+        assert record["path"] == "_banker"
+        assert record["dimensions"]["status"] == 202
+        assert record["dimensions"]["reason"] == "price_token_reused"
+        assert record["dimensions"]["request"]["auction_id"] == "rep-a2"
+        assert token not in json.dumps(record)  # the digest, never the token
+    finally:
+        replica.stop()
+
+
 def test_the_same_notice_for_two_campaigns_is_spent_once_and_flagged(plain):
     assert plain.get("/bill?aid=two-1&iid=i&bid=b&cid=first&price=2")[0] == 204
     spent(plain, "first", (2000, 1))

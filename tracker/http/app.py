@@ -61,6 +61,9 @@ class Tracker:
         self.wsgi.req_options.strip_url_path_trailing_slash = True
         self.wsgi.add_error_handler(Exception, handle_unexpected)
         stream = RejectedStream(config.rejected, self.pipeline) if config.rejected else None
+        if stream is not None:
+            for collector in self.pipeline.collectors.values():
+                collector.late_refusal = stream.offer_late  # type: ignore[method-assign]
         rejections = RejectionHandler(config.paths.values(), stream)
         self.wsgi.add_error_handler(Rejected, rejections)
         self.wsgi.add_error_handler(ROUTING_ERRORS, rejections.routing_refusal)

@@ -27,11 +27,14 @@ import tracker.metrics as metrics
 from tracker.config import DeliveryConfig, RejectedConfig
 from tracker.event import Event
 from tracker.intake.pipeline import Pipeline
+from tracker.plugins import Refused
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: The path label of refusals that happen before a request reaches a path.
 REQUEST_LABEL = "_request"
+#: The ``status`` of a record a collector refused after the request was taken.
+LATE_STATUS = 202
 
 
 class Rejected(Exception):
@@ -146,3 +149,13 @@ class RejectedStream:
         )
         self.pipeline.dispatch(self.route, event)
         return True
+
+    def offer_late(self, path: str, refused: Refused, fields: dict[str, Any]) -> bool:
+        """Send a refusal a collector decided after the answer (:meth:`Collector.late_refusal`).
+
+        Sampled and capped like any refusal; the record's ``status`` is 202 (the
+        request was taken) and its ``request`` holds only the collector's ``fields``.
+        """
+        metrics.inc(metrics.REJECTED_LATE, path, refused.reason)
+        rejected = Rejected(LATE_STATUS, refused.reason, refused.description)
+        return self.offer(path, rejected, lambda n: {k: str(v)[:n] for k, v in fields.items()})
