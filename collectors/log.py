@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from typing import ClassVar
@@ -86,6 +87,9 @@ class LogCollector(Collector):
     def __init__(self, name: str, options: LogConfig) -> None:
         super().__init__(name, options)
         self.handler: _RotatingFile | None = None
+        # collect() may also come from another collector's thread (a rejected-stream
+        # record offered through late_refusal): one writer at a time, rotation included.
+        self._lock = threading.Lock()
 
     def open(self) -> None:
         """Open this worker's file."""
@@ -105,7 +109,8 @@ class LogCollector(Collector):
     def _write(self, event: Event) -> bool:
         line = event.to_json() + b"\n"
         try:
-            self.handler.write(line)
+            with self._lock:
+                self.handler.write(line)
         except Exception:
             metrics.FAILED.labels(self.name, "write").inc()
             log.exception("log collector %s could not write event %s", self.name, event.id)

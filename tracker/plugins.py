@@ -204,7 +204,10 @@ class Collector(Plugin):
 
         Must not block on the network or disk sync and must not raise: a
         failure is counted and logged by the collector itself. Must not change
-        the event: other collectors get the same object.
+        the event: other collectors get the same object. A collector of the
+        rejected stream also gets, from another collector's thread, the
+        records offered through :meth:`late_refusal`: its ``collect`` must be
+        thread-safe.
         """
         raise NotImplementedError
 
