@@ -405,3 +405,20 @@ def test_every_request_counter_series_is_there_at_zero_before_the_first_request(
         assert f'tracker_events_total{{event_type="{path.event_type}"}}' in text
     assert 'tracker_requests_total{outcome="unsafe",path="impression"} 0.0' in text
     tracker.close(1.0)
+
+
+def test_collector_and_enrichment_series_are_there_at_zero_before_the_first_request():
+    # The first /imp of a worker used to create four series (each collector's
+    # events, the log's deliveries, geoip's "no_database"): about a millisecond.
+    config = load_file(ROOT / "config" / "tracker.yaml", {})
+    tracker, _ = build_app(config)
+    text = falcon.testing.TestClient(tracker.wsgi).simulate_get("/metrics").text
+    for name in config.collectors:
+        assert f'tracker_collector_events_total{{collector="{name}"}}' in text
+        assert f'tracker_collector_delivered_total{{collector="{name}"}}' in text
+    for name, preprocessor in tracker.pipeline.preprocessors.items():
+        for kind in preprocessor.failure_reasons:
+            series = f'tracker_enrichment_failures_total{{kind="{kind}",preprocessor="{name}"}}'
+            assert series in text
+    assert 'tracker_enrichment_failures_total{kind="not_found",preprocessor="geo"} 0.0' in text
+    tracker.close(1.0)

@@ -241,6 +241,11 @@ class Collector(Plugin):
 class Preprocessor(Plugin):
     """Transforms, enriches, flags or drops an event before collection."""
 
+    #: The reasons it counts in ``tracker_enrichment_failures_total``: each
+    #: series is created when the worker opens, not on the request that first
+    #: fails (see :meth:`tracker.http.app.App.open`).
+    failure_reasons: ClassVar[tuple[str, ...]] = ()
+
     def process(self, event: Event) -> Event | None:
         """Return the (possibly modified) event, or ``None`` to drop it.
 

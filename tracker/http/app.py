@@ -118,6 +118,12 @@ class Tracker:
             metrics.inc(metrics.EVENTS, path.event_type, amount=0)
             for name in path.preprocessors:
                 metrics.inc(metrics.DROPPED, name, amount=0)
+        for name in self.pipeline.collectors:
+            metrics.inc(metrics.COLLECTED, name, amount=0)
+            metrics.inc(metrics.DELIVERED, name, amount=0)
+        for name, preprocessor in self.pipeline.preprocessors.items():
+            for reason in preprocessor.failure_reasons:
+                metrics.inc(metrics.ENRICH_FAILURES, name, reason, amount=0)
 
     def max_body_bytes(self) -> int:
         """Return the largest body any path accepts (for the HTTP server's own limit)."""

@@ -82,6 +82,7 @@ class GeoIp(Preprocessor):
     """
 
     options_schema: ClassVar = GeoIpOptions
+    failure_reasons: ClassVar = ("no_database", "invalid_ip", "database_error", "not_found")
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__(name, options)

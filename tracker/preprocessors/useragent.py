@@ -68,6 +68,7 @@ class UserAgentParser(Preprocessor):
     """
 
     options_schema: ClassVar = UserAgentOptions
+    failure_reasons: ClassVar = ("missing", "too_long", "control_characters", "unrecognised")
     #: Tells the app to read the request's client hints into the context.
     reads_client_hints: ClassVar[bool] = True
 
