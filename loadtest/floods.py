@@ -111,10 +111,10 @@ def phase(
         for kind in BAD_KINDS:
             # The flood starts first and ends last: the good window is wholly inside it.
             command = load.attack_command(vegeta_bin, files[kind], bad_rate, seconds + 1.0, cap)
-            flood = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            flood = load.Attack(command, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             good = _good(vegeta_bin, files, good_rate, seconds)
-            out, _ = flood.communicate(timeout=seconds + 60)
+            out = flood.results(timeout=seconds + 60)
             bad = _summary(load.encode_csv(vegeta_bin, out), seconds + 1.0)
             shapes.append({"kind": kind, "connections": cap, "good": good, "bad": bad})
     good_runs = [alone, *(s["good"] for s in shapes)]

@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest.load import attack_command, encode_csv, percentile, summarise
+from loadtest.load import Attack, attack_command, encode_csv, percentile, summarise
 from loadtest.servers import BIN, ROOT, Broker, Process, TrackerServer, free_port
 from tracker.event import Event
 
@@ -148,13 +148,10 @@ def freshness(work: Path, bootstrap: str, rate: int, seconds: float) -> dict:
         # beside the tracker on two cores fell short of 2,000/s.
         background = rate - 10
         targets = _background_targets(port, background, seconds, work / "fresh-targets.json")
-        attack = subprocess.Popen(
-            attack_command(str(VEGETA), targets, background, seconds),
-            stdout=subprocess.PIPE,
-        )
+        attack = Attack(attack_command(str(VEGETA), targets, background, seconds))
         began = time.perf_counter()
         sent, seen = _markers(port, loader_port, seconds)
-        results, _ = attack.communicate()
+        results = attack.results()
         span = time.perf_counter() - began
         answered = summarise(encode_csv(str(VEGETA), results), background, 1)
         with urllib.request.urlopen(f"http://127.0.0.1:{loader_port}/report", timeout=60) as r:

@@ -9,8 +9,9 @@ worker, the CPU of vegeta, the broker and Redis, each worker's minor page
 faults, resident memory and sockets, and the p99 of each second. Then the
 slowest 100 ms slots, each with the share of the two cores every process used
 in it (sampled every 100 ms): who ran while a request waited. PSS and private
-memory are read only before and after the load (reading them pauses the worker). ``--tree`` runs another checkout's tracker
-(``/work/main`` for the figures before a change).
+memory are read only before and after the load (reading them pauses the
+worker). ``--tree`` runs another checkout's tracker (``/work/main`` for the
+figures before a change).
 
 Usage::
 
@@ -232,7 +233,7 @@ def _measure(server: TrackerServer, opts, targets: Path, gc_dir: Path) -> int:
     if opts.vegeta_gc:
         command = command[command.index(vegeta) :]
     started = time.time()
-    attack = subprocess.Popen(command, stdout=subprocess.PIPE)
+    attack = load.Attack(command)
     others = {"vegeta": attack.pid, **neighbours()}
     cpu = [{w: threads(w) for w in workers}]
     stat = [{p: process_stat(p) for p in [*workers, *others.values()]}]
@@ -245,7 +246,7 @@ def _measure(server: TrackerServer, opts, targets: Path, gc_dir: Path) -> int:
         stat.append({p: process_stat(p) for p in [*workers, *others.values()]})
         mem.append({w: {"rss": rss(w), "sockets": sockets(w)} for w in workers})
         mem[-1]["vegeta"] = {"rss": rss(attack.pid)}
-    out, _ = attack.communicate()
+    out = attack.results()
     timeline.done.set()
     print(json.dumps({"memory_after": {w: memory(w) for w in workers}}))
     rows = load.encode_csv(vegeta, out)
