@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from loadtest import load
@@ -99,12 +99,16 @@ class Timeline(threading.Thread):
     def __init__(self, pids: dict[str, int]):
         super().__init__(daemon=True)
         self.pids, self.samples, self.done = pids, [], threading.Event()
+        #: Each worker's main thread: its scheduler state and the system call it is in.
+        self.workers = {n: p for n, p in pids.items() if n.startswith("worker")}
+        self.states: list[tuple[float, dict[str, str]]] = []
 
     def run(self) -> None:
         while not self.done.wait(0.1):
             self.samples.append(
                 (time.time(), {n: process_stat(p)[0] for n, p in self.pids.items()})
             )
+            self.states.append((time.time(), {n: main_state(p) for n, p in self.workers.items()}))
 
     def worst(self, rows: list[list[str]], count: int = 8) -> list[dict]:
         """The ``count`` 100 ms slots whose requests waited longest, with who used the CPU."""
@@ -120,15 +124,29 @@ class Timeline(threading.Thread):
             if not before or not after:
                 continue
             (t0, a), (t1, b) = before[-1], after[0]
+            seen = [st for t, st in self.states if start <= t <= start + ms / 1000 + 0.1]
             out.append(
                 {
                     "at": round(start, 1),
+                    "worker_main_threads": {
+                        n: dict(Counter(st[n] for st in seen).most_common(3)) for n in self.workers
+                    },
                     "max_ms": round(ms, 1),
                     "cpu_share_of_2_cores": {n: round((b[n] - a[n]) / (t1 - t0) / 2, 2) for n in a},
                     "over_s": round(t1 - t0, 2),
                 }
             )
         return out
+
+
+def main_state(pid: int) -> str:
+    """The main thread's state (R running, S sleeping, D in I/O) and its system call number."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        call = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except OSError:
+        return "?"
+    return f"{state}:{call}"
 
 
 def rss(pid: int) -> float:

@@ -97,6 +97,26 @@ def test_a_signed_template_with_a_macro_host_still_needs_the_allow_list(client):
     assert allowed.headers["location"] == "https://example.com/"
 
 
+def test_an_unsigned_click_is_decided_alike_with_or_without_a_macro():
+    # Without a macro the click is decided before its event is built (the cheap
+    # refusal a flood of them gets); the answer and what is collected must not
+    # differ from a click whose macro needs the event.
+    client, memory = client_for({"TRACKER_CLICK_KEYS": KEYS})
+    for template in ("https://evil.example/", "https://evil.example/{campaign_id}"):
+        query = urlencode({"cid": "c1", "url": template})
+        refused = client.simulate_get("/click", query_string=query)
+        assert (refused.status_code, refused.json["reason"]) == (400, "unlisted_host")
+        assert "location" not in refused.headers
+    assert memory["kafka"].events == []
+    for template, location in (
+        ("https://example.com/a", "https://example.com/a"),
+        ("https://example.com/{campaign_id}", "https://example.com/c1"),
+    ):
+        resp = client.simulate_get("/click", query_string=urlencode({"cid": "c1", "url": template}))
+        assert (resp.status_code, resp.headers["location"]) == (302, location)
+    assert [e.dimensions["campaign_id"] for e in memory["kafka"].events] == ["c1", "c1"]
+
+
 def test_a_signed_template_with_a_macro_in_its_path_needs_no_allow_list(client):
     query = signed_click("https://shop.example/{campaign_id}", cid="c1")
     resp = client.simulate_get("/click", query_string=query)

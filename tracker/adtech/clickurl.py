@@ -35,6 +35,11 @@ def fill_macros(template: str, values: Mapping[str, str | int | None]) -> str:
     return _MACRO.sub(replace, template)
 
 
+def has_macro(template: str) -> bool:
+    """Return whether ``template`` holds a ``{name}`` macro: one :func:`fill_macros` fills."""
+    return _MACRO.search(template) is not None
+
+
 def macro_in_host(template: str) -> bool:
     """Return whether a macro stands in the authority (host, port) of a landing URL template.
 

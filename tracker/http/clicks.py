@@ -28,6 +28,19 @@ class Redirector:
         self.allowed = landing.compile_allow_list(config.allowed_hosts)
         self.whole_query = config.signature_scope == "query"
 
+    def early(self, values: dict[str, Any], query: dict[str, Any]) -> str | None:
+        """Decide a click whose landing URL has no macro, before its event is built.
+
+        Returns its ``Location``, or ``None`` when macros need the event
+        (then call :meth:`location`). Raises :class:`Rejected` as
+        :meth:`location` would: a flood of clicks to unlisted hosts is refused
+        without building an event each (about 20 µs of a refusal's 70).
+        """
+        template = _template(values, self.url_field)
+        if clickurl.has_macro(template):
+            return None
+        return self._decide(template, template, query)
+
     def location(self, values: dict[str, Any], query: dict[str, Any], event: Event) -> str:
         """Return the ``Location`` for this click, or raise :class:`Rejected`.
 
@@ -36,13 +49,15 @@ class Redirector:
             query: The request's query parameters (``sig``, ``kid``, ``exp``).
             event: The click event; its id fills ``{click_id}``.
         """
-        template = values.get(self.url_field)
-        if not template:
-            raise _refused("missing_landing_url", "The click carries no landing URL.")
-        signature_error = self._verify(template, query)
+        template = _template(values, self.url_field)
         filled = clickurl.fill_macros(
             template, {**event.dimensions, "click_id": event.id, "event_id": event.id}
         )
+        return self._decide(template, filled, query)
+
+    def _decide(self, template: str, filled: str, query: dict[str, Any]) -> str:
+        """Check the signature of ``template`` and the shape and host of ``filled``."""
+        signature_error = self._verify(template, query)
         try:
             host = landing.check_landing_url(filled)
         except landing.UnsafeUrl as ex:
@@ -72,6 +87,13 @@ class Redirector:
         except signing.SignatureError as ex:
             return _refused(ex.reason, str(ex))
         return None
+
+
+def _template(values: dict[str, Any], field: str) -> str:
+    template = values.get(field)
+    if not template:
+        raise _refused("missing_landing_url", "The click carries no landing URL.")
+    return template
 
 
 def _one(value: Any) -> str | None:

@@ -59,8 +59,10 @@ class TrackingResource:
         if not isinstance(body, dict):
             raise Rejected(400, "invalid_json", "The body must be a JSON object.")
         values = self.intake.validate(request_lookup(req, params, body))
+        location = self.redirector.early(values, req.params) if self.redirector else None
         event = self.intake.build(values, self.context(req))
-        location = self.redirector.location(values, req.params, event) if self.redirector else None
+        if location is None and self.redirector:
+            location = self.redirector.location(values, req.params, event)
         if self.guard is not None:
             self.identify(req, resp, values, event)
         outcome = self.intake.dispatch(event)
