@@ -35,8 +35,10 @@ $(VENV)/.bench-installed: $(INSTALLED)
 
 bench-install: $(VENV)/.bench-installed
 
+# Niced: the broker shares the developer's cores with the tracker, and its JIT's
+# first 30 s under load starve the workers (docs/performance.md, "Stalls").
 kafka-up:
-	bash scripts/kafka/kafka.sh up
+	KAFKA_NICE=$${KAFKA_NICE:-10} bash scripts/kafka/kafka.sh up
 
 kafka-down:
 	bash scripts/kafka/kafka.sh down

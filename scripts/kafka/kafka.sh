@@ -19,6 +19,8 @@
 #   KAFKA_STOP_TIMEOUT=30           seconds `down` waits before SIGKILL
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms256m"
 #   KAFKA_JVM_OPTS=                 extra JVM options
+#   KAFKA_NICE=0                    niceness of the broker (`make kafka-up` sets 10: on a
+#                                   developer's cores its JIT must not starve the tracker)
 #   KAFKA_EXTRA_CONFIG=             extra server.properties lines (newline-separated),
 #                                   appended last so they override the defaults
 #                                   (scripts/kafka/cluster.sh sets node.id and the voters)
@@ -41,6 +43,7 @@ KAFKA_STARTUP_TIMEOUT=${KAFKA_STARTUP_TIMEOUT:-60}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
+KAFKA_NICE=${KAFKA_NICE:-0}
 KAFKA_EXTRA_CONFIG=${KAFKA_EXTRA_CONFIG:-}
 HOST=127.0.0.1
 
@@ -316,7 +319,7 @@ cmd_up() {
   # the wrapper writes its own pid (== java's pid after exec) to the pid file;
   # fds 8/9 (our locks) are not inherited.
   ( cd "$DATA_DIR" && exec setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' \
-      "$PIDFILE" "$JAVA" "${jvm[@]}" -cp "$LIBS_DIR/*" kafka.Kafka "$PROPS" ) \
+      "$PIDFILE" nice -n "$KAFKA_NICE" "$JAVA" "${jvm[@]}" -cp "$LIBS_DIR/*" kafka.Kafka "$PROPS" ) \
       </dev/null >>"$STDOUT_LOG" 2>&1 8>&- 9>&- &
   local launcher=$!
   for _ in $(seq 50); do [[ -s $PIDFILE ]] && break; sleep 0.1; done
