@@ -243,7 +243,7 @@ class Preprocessor(Plugin):
 
     #: The reasons it counts in ``tracker_enrichment_failures_total``: each
     #: series is created when the worker opens, not on the request that first
-    #: fails (see :meth:`tracker.http.app.App.open`).
+    #: fails (see :meth:`tracker.http.app.Tracker.open`).
     failure_reasons: ClassVar[tuple[str, ...]] = ()
 
     def process(self, event: Event) -> Event | None:
