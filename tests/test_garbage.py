@@ -1,0 +1,108 @@
+"""No request leaves garbage that only the cyclic GC can free.
+
+A reference cycle made per request (typically a refusal kept in a local of the
+frame its own traceback holds) is freed only by the cyclic collector, whose
+collections then run every few dozen requests and stall the worker: a flood
+of clicks to unlisted hosts made 19 such objects a request before 6 December
+(docs/performance.md, stalls). Every benchmark request, good and bad, is
+checked here, through the shipped config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections import Counter
+from urllib.parse import urlsplit
+
+import falcon.testing
+import pytest
+
+from loadtest.flood import GOOD
+from loadtest.floods import BAD_KINDS
+from loadtest.scenarios import CLICK_KEYS, SCENARIOS, Request
+from tests import ROOT
+from tests.apps import build_app
+from tracker.config import load_file
+
+
+@pytest.fixture(scope="module")
+def client():
+    config = load_file(ROOT / "config" / "tracker.yaml", {"TRACKER_CLICK_KEYS": CLICK_KEYS})
+    tracker, _ = build_app(config)
+    yield falcon.testing.TestClient(tracker.wsgi)
+    tracker.close(1.0)
+
+
+JSON = (("Content-Type", "application/json"),)
+#: Refusals the flood targets do not make: a bad signature, an unsafe scheme, a bad
+#: value, a wrong method, a broken or wrong-shaped body, a batch with a bad item.
+OTHER_REFUSALS = (
+    Request("GET", "/click?cid=c1&url=https%3A%2F%2Fevil.example%2F&sig=AAAA&kid=k1&exp=9"),
+    Request("GET", "/click?cid=c1&url=javascript%3Aalert(1)"),
+    Request("GET", "/click?cid=c1"),
+    Request("GET", "/imp?cid=c1&price=abc"),
+    Request("DELETE", "/imp?cid=c1"),
+    Request("POST", "/conv", "{not json", JSON),
+    Request("POST", "/conv", "[1, 2]", JSON),
+    Request("POST", "/events", '{"events": [{"type": "nope"}]}', JSON),
+)
+
+
+def every_request() -> list[Request]:
+    """The benchmark's scenarios (a few of each), every flood target, other refusals."""
+    requests = [s.build(i) for s in SCENARIOS for i in range(3)]
+    targets = [*(t.decode() for t in GOOD), *BAD_KINDS["mixed"]]
+    return requests + [Request("GET", t) for t in targets] + list(OTHER_REFUSALS)
+
+
+def send(client: falcon.testing.TestClient, request: Request) -> falcon.testing.Result:
+    url = urlsplit(request.target)
+    return client.simulate_request(
+        request.method,
+        url.path,
+        query_string=url.query,
+        headers=dict(request.headers),
+        body=request.body or None,
+    )
+
+
+def cycles(client: falcon.testing.TestClient, request: Request) -> Counter:
+    """The objects ``request`` left that only the cyclic GC frees, by type."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        send(client, request)
+        gc.collect()
+        return Counter(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def test_no_request_good_or_bad_leaves_reference_cycles(client):
+    requests = every_request()
+    statuses = Counter(send(client, r).status_code for r in requests)  # warm: lazy set-up
+    assert statuses[200] and statuses[400] and statuses[404], statuses
+    assert not statuses.keys() & {500, 503}, statuses
+    left = {r.target[:80]: c for r in requests if (c := cycles(client, r))}
+    assert left == {}
+
+
+def test_the_check_finds_a_refusal_kept_in_a_local(client):
+    # What the clicks' landing check did until 6 December: the refusal in a
+    # local of the frame its traceback holds.
+    def refuse() -> None:
+        error = ValueError("kept")
+        raise error
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        with contextlib.suppress(ValueError):
+            refuse()
+        gc.collect()
+        assert Counter(type(o).__name__ for o in gc.garbage)["ValueError"] == 1
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
