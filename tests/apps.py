@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import falcon.testing
 
 from collectors.memory import MemoryCollector, MemoryConfig
+from loadtest.scenarios import Request
 from tracker.config import Config, load_file
 from tracker.http.app import Tracker
 from tracker.intake.pipeline import Pipeline
@@ -27,3 +31,15 @@ def build_app(
     tracker = Tracker(config, Pipeline(memory, preprocessors, filters), admin_port)
     tracker.open()
     return tracker, memory
+
+
+def simulate(client: falcon.testing.TestClient, request: Request) -> falcon.testing.Result:
+    """Send one of the benchmark's requests (``loadtest.scenarios.Request``) in-process."""
+    url = urlsplit(request.target)
+    return client.simulate_request(
+        request.method,
+        url.path,
+        query_string=url.query,
+        headers=dict(request.headers),
+        body=request.body or None,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import falcon.testing
 import pytest
@@ -19,7 +18,7 @@ from loadtest.scenarios import CLICK_KEYS, REFERENCES, SCENARIOS, Scenario
 from loadtest.settings import Settings
 from loadtest.stages import Stages, environs
 from tests import ROOT
-from tests.apps import build_app
+from tests.apps import build_app, simulate
 from tracker.config import load_file
 from tracker.http.app import Tracker
 from tracker.intake.pipeline import Pipeline
@@ -37,15 +36,7 @@ def bench_app():
 
 
 def send(client: falcon.testing.TestClient, scenario: Scenario, i: int):
-    request = scenario.build(i)
-    url = urlsplit(request.target)
-    return client.simulate_request(
-        request.method,
-        url.path,
-        query_string=url.query,
-        headers=dict(request.headers),
-        body=request.body or None,
-    )
+    return simulate(client, scenario.build(i))
 
 
 def outcome(result) -> tuple[bool, bool]:
