@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections import Counter
+from collections.abc import Callable
 
 import falcon.testing
 import pytest
@@ -55,27 +56,31 @@ def every_request() -> list[Request]:
     return requests + [Request("GET", t) for t in targets] + list(OTHER_REFUSALS)
 
 
-def cycles(client: falcon.testing.TestClient, request: Request, times: int = 3) -> Counter:
-    """The objects ``request`` left that only the cyclic GC frees, by type.
-
-    Counted only if each of ``times`` sends leaves some: a request's own cycle
-    comes back every time, whereas garbage another test left behind (a
-    matplotlib figure let go while this one ran) is found once.
-    """
-    found = []
-    for _ in range(times):
+def leftovers(action: Callable[[], object]) -> Counter:
+    """The objects ``action`` left that only the cyclic GC frees, by type."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        action()
         gc.collect()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            simulate(client, request)
-            gc.collect()
-            found.append(Counter(type(o).__name__ for o in gc.garbage))
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-        if not found[-1]:
-            return Counter()
-    return found[-1]
+        return Counter(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def cycles(client: falcon.testing.TestClient, request: Request, times: int = 3) -> Counter:
+    """What :func:`leftovers` finds after ``request``, if each of ``times`` sends leaves some.
+
+    A request's own cycle comes back every time, whereas garbage another test
+    left behind (a matplotlib figure let go while this one ran) is found once.
+    """
+    found = Counter()
+    for _ in range(times):
+        found = leftovers(lambda: simulate(client, request))
+        if not found:
+            break
+    return found
 
 
 def test_no_request_good_or_bad_leaves_reference_cycles(client):
@@ -87,20 +92,15 @@ def test_no_request_good_or_bad_leaves_reference_cycles(client):
     assert left == {}
 
 
-def test_the_check_finds_a_refusal_kept_in_a_local(client):
+def test_the_check_finds_a_refusal_kept_in_a_local():
     # What the clicks' landing check did until 6 December: the refusal in a
     # local of the frame its traceback holds.
     def refuse() -> None:
         error = ValueError("kept")
         raise error
 
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    def refused() -> None:
         with contextlib.suppress(ValueError):
             refuse()
-        gc.collect()
-        assert Counter(type(o).__name__ for o in gc.garbage)["ValueError"] == 1
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+
+    assert leftovers(refused)["ValueError"] == 1
