@@ -36,7 +36,8 @@ $(VENV)/.bench-installed: $(INSTALLED)
 bench-install: $(VENV)/.bench-installed
 
 # Niced: the broker shares the developer's cores with the tracker, and its JIT's
-# first 30 s under load starve the workers (docs/performance.md, "Stalls").
+# first 30 s under load starve the workers (docs/performance.md, "Stalls");
+# kafka.sh also keeps it to the C1 compiler (KAFKA_JIT).
 kafka-up:
 	KAFKA_NICE=$${KAFKA_NICE:-10} bash scripts/kafka/kafka.sh up
 

@@ -19,6 +19,12 @@
 #   KAFKA_STOP_TIMEOUT=30           seconds `down` waits before SIGKILL
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms256m"
 #   KAFKA_JVM_OPTS=                 extra JVM options
+#   KAFKA_JIT=c1                    c1: compile with the JVM's quick C1 compiler only
+#                                   (-XX:TieredStopAtLevel=1); full: C1 then C2. A fresh
+#                                   broker's C2 compiles took 2-3 s of CPU per 10 s for its
+#                                   first minute under load, on the cores the tracker serves
+#                                   from (docs/performance.md, stalls); C1 costs the warm
+#                                   broker about 0.3 s more per 10 s at 3,000 events/s
 #   KAFKA_NICE=0                    niceness of the broker (`make kafka-up` sets 10: on a
 #                                   developer's cores its JIT must not starve the tracker)
 #   KAFKA_EXTRA_CONFIG=             extra server.properties lines (newline-separated),
@@ -44,10 +50,12 @@ KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_NICE=${KAFKA_NICE:-0}
+KAFKA_JIT=${KAFKA_JIT:-c1}
 KAFKA_EXTRA_CONFIG=${KAFKA_EXTRA_CONFIG:-}
 HOST=127.0.0.1
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+[[ $KAFKA_JIT == c1 || $KAFKA_JIT == full ]] || die "KAFKA_JIT must be c1 or full, not '$KAFKA_JIT'"
 
 abspath() { # make $1 absolute (relative to cwd) without requiring it to exist
   case $1 in
@@ -308,6 +316,7 @@ cmd_up() {
   jvm+=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
         -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
         "-XX:ErrorFile=$LOGS_DIR/hs_err_pid%p.log" -Djava.awt.headless=true)
+  if [[ $KAFKA_JIT == c1 ]]; then jvm+=(-XX:TieredStopAtLevel=1); fi
   mapfile -t -O "${#jvm[@]}" jvm < <(log4j_opts)
   if [[ -n $KAFKA_JVM_OPTS ]]; then
     local extra; read -r -a extra <<<"$KAFKA_JVM_OPTS"; jvm+=("${extra[@]}")
