@@ -12,11 +12,14 @@ from tracker.plugins import Options
 from tracker.spool import SpoolConfig, SpoolOptions
 
 #: Producer settings that favour no loss, no duplicates and bounded memory;
-#: the config's ``producer`` block overrides them.
+#: the config's ``producer`` block overrides them. ``linger.ms`` 50: a worker's
+#: events go out in a few large batches a second rather than one every 5 ms; each
+#: batch is a produce request for the broker and a wake-up of the outbox thread
+#: for its delivery reports (docs/performance.md, stalls).
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
-    "linger.ms": 5,
+    "linger.ms": 50,
     "compression.type": "lz4",
     "queue.buffering.max.messages": 50_000,
     "queue.buffering.max.kbytes": 32_768,
@@ -185,7 +188,7 @@ class KafkaOptions(Options):
                 "librdkafka settings, passed through (for example `linger.ms`, `compression.type`, "
                 "`security.protocol`, `sasl.*`; `tracker setup` uses the `security.*`, `sasl.*`, "
                 "`ssl.*`, `socket.*` and `client.*` ones too). They override the defaults: "
-                "`enable.idempotence: true`, `acks: all`, `linger.ms: 5`, `compression.type: lz4`, "
+                "`enable.idempotence: true`, `acks: all`, `linger.ms: 50`, `compression.type: lz4`, "
                 "`queue.buffering.max.messages: 50000`, `queue.buffering.max.kbytes: 32768` (a "
                 "bounded queue: past it events go to the spool), `message.timeout.ms: 60000`."
             )
