@@ -188,7 +188,8 @@ class KafkaOptions(Options):
                 "librdkafka settings, passed through (for example `linger.ms`, `compression.type`, "
                 "`security.protocol`, `sasl.*`; `tracker setup` uses the `security.*`, `sasl.*`, "
                 "`ssl.*`, `socket.*` and `client.*` ones too). They override the defaults: "
-                "`enable.idempotence: true`, `acks: all`, `linger.ms: 50`, `compression.type: lz4`, "
+                "`enable.idempotence: true`, `acks: all`, `linger.ms: 50`, "
+                "`compression.type: lz4`, "
                 "`queue.buffering.max.messages: 50000`, `queue.buffering.max.kbytes: 32768` (a "
                 "bounded queue: past it events go to the spool), `message.timeout.ms: 60000`."
             )
