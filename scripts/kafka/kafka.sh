@@ -24,7 +24,7 @@
 #                                   broker's C2 compiles took 2-3 s of CPU per 10 s for its
 #                                   first minute under load, on the cores the tracker serves
 #                                   from (docs/performance.md, stalls); C1 costs the warm
-#                                   broker about 0.3 s more per 10 s at 3,000 events/s
+#                                   broker about 0.3 s more CPU per 10 s at 500 events/s
 #   KAFKA_NICE=0                    niceness of the broker (`make kafka-up` sets 10: on a
 #                                   developer's cores its JIT must not starve the tracker)
 #   KAFKA_EXTRA_CONFIG=             extra server.properties lines (newline-separated),
