@@ -116,6 +116,10 @@ def unsubstituted_macro(value: str) -> str | None:
     hex digits, or a mix of both forms) and the encoded-macro form
     ``${NAME:X}``, for which ``NAME`` is returned.
     """
+    # Every form starts with "$" or "%24": a value with neither (nearly all) skips the
+    # regex, whose scan costs about 3 us on a 900-character value (two C-speed finds).
+    if "$" not in value and "%" not in value:
+        return None
     match = _MACRO.search(value)
     return match.group(1) if match else None
 

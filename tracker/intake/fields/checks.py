@@ -58,8 +58,7 @@ class Checks(validate.Validator):
         return self.validators(value)
 
     def _passes(self, value: Any) -> bool:
-        if self.macro is not None and self.macro(value) is not None:
-            return False
+        # The cheap comparisons first: an over-long value fails before any scan of it.
         if self.minimum is not None and value < self.minimum:
             return False
         if self.maximum is not None and value > self.maximum:
@@ -67,6 +66,8 @@ class Checks(validate.Validator):
         if self.min_length is not None and len(value) < self.min_length:
             return False
         if self.max_length is not None and len(value) > self.max_length:
+            return False
+        if self.macro is not None and self.macro(value) is not None:
             return False
         if self.match is not None and self.match(value) is None:
             return False
