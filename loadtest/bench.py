@@ -238,6 +238,7 @@ class Run:
             self.files,
             self.s.flood_seconds,
             self.s.flood_connections,
+            meter=tracker.cpu_seconds,
         )
         tracker.wait_idle(timeout=30)
         self.problems += [f"flood: {problem}" for problem in floods.problems(self.flood)]

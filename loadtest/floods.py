@@ -10,14 +10,25 @@ and the two workers' balance differently. Each shape is one window; the phase
 reports every window's good p99 and max, the worst, and the share of good
 requests answered 200. ``loadtest/flood.py`` (the integration test's own
 generator) is unchanged.
+
+Each window also records what its requests cost: the tracker's CPU per
+request (good and bad), the load tool's (every vegeta the window ran, reaped
+children), and the share of the machine left idle. vegeta does the same work
+per request whatever the tracker answers, so when its cost per request rises
+with the tracker's, the host itself was slower in that window (a noisy
+neighbour takes cycles a guest is never told about); when only the tracker's
+rises, the tracker did more.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from loadtest import load
@@ -96,19 +107,25 @@ def phase(
     connections: tuple[int, ...] = CONNECTIONS,
     good_rate: int = GOOD_RATE,
     bad_rate: int = BAD_RATE,
+    meter: Callable[[], float] | None = None,
 ) -> dict:
     """Good traffic alone, then under each flood shape, one ``seconds`` window each.
 
+    Args:
+        meter: Returns the tracker's CPU seconds so far (master and workers).
+
     Returns:
         ``alone`` (the good traffic's figures), ``shapes`` (one entry per
-        connection cap and bad kind: ``good`` and ``bad`` figures), the
-        ``worst_good_p99_ms`` and the ``lowest_good_share_200``.
+        connection cap and bad kind: ``good`` and ``bad`` figures, and
+        ``cost``: CPU per request and idle share), the ``worst_good_p99_ms``
+        and the ``lowest_good_share_200``.
     """
     files = write_targets(base_url, directory)
     alone = _good(vegeta_bin, files, good_rate, seconds)
     shapes = []
     for cap in connections:
         for kind in BAD_KINDS:
+            start = _counters(meter)
             # The flood starts first and ends last: the good window is wholly inside it.
             command = load.attack_command(vegeta_bin, files[kind], bad_rate, seconds + 1.0, cap)
             flood = load.Attack(command, stderr=subprocess.DEVNULL)
@@ -116,7 +133,10 @@ def phase(
             good = _good(vegeta_bin, files, good_rate, seconds)
             out = flood.results(timeout=seconds + 60)
             bad = _summary(load.encode_csv(vegeta_bin, out), seconds + 1.0)
-            shapes.append({"kind": kind, "connections": cap, "good": good, "bad": bad})
+            cost = _cost(start, _counters(meter), good["sent"] + bad["sent"])
+            shapes.append(
+                {"kind": kind, "connections": cap, "good": good, "bad": bad, "cost": cost}
+            )
     good_runs = [alone, *(s["good"] for s in shapes)]
     return {
         "good_rate": good_rate,
@@ -127,6 +147,29 @@ def phase(
         "worst_good_p99_ms": max(s["good"]["p99_ms"] for s in shapes) if shapes else None,
         "worst_good_max_ms": max(s["good"]["max_ms"] for s in shapes) if shapes else None,
         "lowest_good_share_200": min(g["share_200"] for g in good_runs),
+    }
+
+
+def _counters(meter: Callable[[], float] | None) -> tuple[float, float, float, float]:
+    """The tracker's and the load tool's CPU seconds, the machine's idle seconds, the time."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open("/proc/stat") as stat:
+        idle_ticks = int(stat.readline().split()[4])
+    return (
+        meter() if meter is not None else 0.0,
+        children.ru_utime + children.ru_stime,
+        idle_ticks / os.sysconf("SC_CLK_TCK"),
+        time.monotonic(),
+    )
+
+
+def _cost(start: tuple, end: tuple, requests: int) -> dict:
+    """What one window's requests cost: CPU us per request, and the machine's idle share."""
+    tracker, vegeta, idle, wall = (b - a for a, b in zip(start, end, strict=True))
+    return {
+        "tracker_cpu_us": round(tracker / max(requests, 1) * 1e6),
+        "vegeta_cpu_us": round(vegeta / max(requests, 1) * 1e6),
+        "idle_share": round(idle / (wall * (os.cpu_count() or 1)), 3),
     }
 
 
@@ -153,35 +196,50 @@ def problems(figures: dict) -> list[str]:
 
 
 def lines(figures: dict) -> list[str]:
-    """The flood table of ``results.md``: good p99 / max (share 200) per kind and cap."""
-    caps = sorted({s["connections"] for s in figures["shapes"]})
+    """The flood tables of ``results.md``: good p99 / max per kind and cap, then each cost."""
     alone = figures["alone"]
-    out = [
+    intro = (
         f"Flood: good impressions at {figures['good_rate']:,} req/s while bad requests "
         f"arrive at {figures['bad_rate']:,} req/s from vegeta capped at each connection "
         f"count, one {figures['seconds']:g} s window per shape. Good alone: p99 "
         f"{alone['p99_ms']:.2f} ms, max {alone['max_ms']:.1f} ms. Worst good p99 under a "
         f"flood: {figures['worst_good_p99_ms']:.2f} ms (max {figures['worst_good_max_ms']:.1f} "
         f"ms); lowest share of good requests answered 200: "
-        f"{figures['lowest_good_share_200']:.2%}.",
-        "",
-        "| bad kind | "
-        + " | ".join(f"{c} conns: good p99 / max ms, bad sent/s" for c in caps)
-        + " |",
+        f"{figures['lowest_good_share_200']:.2%}."
+    )
+    out = [intro, "", *_table(figures, "good p99 / max ms, bad sent/s", _latency_cell)]
+    if all("cost" in s for s in figures["shapes"]):
+        out += [
+            "",
+            "What each window's requests cost: CPU per request (good and bad) of the tracker "
+            "and of the load tool, and the share of both cores left idle. vegeta does the same "
+            "work per request in every window: when its cost rises with the tracker's, the "
+            "host was slower in that window.",
+            "",
+            *_table(figures, "tracker / vegeta us per request, idle", _cost_cell),
+        ]
+    return out
+
+
+def _table(figures: dict, heading: str, cell: Callable[[dict], str]) -> list[str]:
+    """A markdown table: a row per bad kind, a column per connection cap, ``cell`` of each shape."""
+    caps = sorted({s["connections"] for s in figures["shapes"]})
+    shapes = {(s["kind"], s["connections"]): s for s in figures["shapes"]}
+    out = [
+        "| bad kind | " + " | ".join(f"{c} conns: {heading}" for c in caps) + " |",
         "|---|" + "--:|" * len(caps),
     ]
     for kind in BAD_KINDS:
-        cells = []
-        for cap in caps:
-            shape = next(
-                (s for s in figures["shapes"] if (s["kind"], s["connections"]) == (kind, cap)),
-                None,
-            )
-            cells.append(
-                ""
-                if shape is None
-                else f"{shape['good']['p99_ms']:.2f} / {shape['good']['max_ms']:.0f}, "
-                f"{shape['bad']['sent_per_s']:,.0f}"
-            )
+        cells = [cell(shapes[kind, cap]) if (kind, cap) in shapes else "" for cap in caps]
         out.append(f"| {kind} | " + " | ".join(cells) + " |")
     return out
+
+
+def _latency_cell(shape: dict) -> str:
+    good = shape["good"]
+    return f"{good['p99_ms']:.2f} / {good['max_ms']:.0f}, {shape['bad']['sent_per_s']:,.0f}"
+
+
+def _cost_cell(shape: dict) -> str:
+    cost = shape["cost"]
+    return f"{cost['tracker_cpu_us']} / {cost['vegeta_cpu_us']}, {cost['idle_share']:.0%}"
