@@ -226,10 +226,10 @@ class Run:
             if self.bankers and any(s.name == "bill" for s in self.scenarios):
                 self.measure_freshness(trackers["tracker"], redis)
             if any(s.name == "rejected" for s in self.scenarios):
-                self.measure_flood(trackers["tracker"])
+                self.measure_flood(trackers["tracker"], broker)
             self.rss["latency"] = trackers["tracker"].worker_rss_mib()
 
-    def measure_flood(self, tracker: TrackerServer) -> None:
+    def measure_flood(self, tracker: TrackerServer, broker: Broker) -> None:
         """Good impressions alone, then under each flood shape (``loadtest/floods.py``)."""
         tracker.wait_idle(timeout=30)
         self.flood = floods.phase(
@@ -238,7 +238,7 @@ class Run:
             self.files,
             self.s.flood_seconds,
             self.s.flood_connections,
-            meter=tracker.cpu_seconds,
+            meters={"tracker": tracker.cpu_seconds, "kafka": broker.cpu_seconds},
         )
         tracker.wait_idle(timeout=30)
         self.problems += [f"flood: {problem}" for problem in floods.problems(self.flood)]

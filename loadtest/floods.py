@@ -28,7 +28,7 @@ import resource
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from loadtest import load
@@ -107,12 +107,13 @@ def phase(
     connections: tuple[int, ...] = CONNECTIONS,
     good_rate: int = GOOD_RATE,
     bad_rate: int = BAD_RATE,
-    meter: Callable[[], float] | None = None,
+    meters: Mapping[str, Callable[[], float]] | None = None,
 ) -> dict:
     """Good traffic alone, then under each flood shape, one ``seconds`` window each.
 
     Args:
-        meter: Returns the tracker's CPU seconds so far (master and workers).
+        meters: Each returns a server's CPU seconds so far, by name (``tracker``:
+            master and workers; ``kafka``: the broker).
 
     Returns:
         ``alone`` (the good traffic's figures), ``shapes`` (one entry per
@@ -125,7 +126,7 @@ def phase(
     shapes = []
     for cap in connections:
         for kind in BAD_KINDS:
-            start = _counters(meter)
+            start = _counters(meters or {})
             # The flood starts first and ends last: the good window is wholly inside it.
             command = load.attack_command(vegeta_bin, files[kind], bad_rate, seconds + 1.0, cap)
             flood = load.Attack(command, stderr=subprocess.DEVNULL)
@@ -133,7 +134,7 @@ def phase(
             good = _good(vegeta_bin, files, good_rate, seconds)
             out = flood.results(timeout=seconds + 60)
             bad = _summary(load.encode_csv(vegeta_bin, out), seconds + 1.0)
-            cost = _cost(start, _counters(meter), good["sent"] + bad["sent"])
+            cost = _cost(start, _counters(meters or {}), good["sent"] + bad["sent"])
             shapes.append(
                 {"kind": kind, "connections": cap, "good": good, "bad": bad, "cost": cost}
             )
@@ -150,25 +151,25 @@ def phase(
     }
 
 
-def _counters(meter: Callable[[], float] | None) -> tuple[float, float, float, float]:
-    """The tracker's and the load tool's CPU seconds, the machine's idle seconds, the time."""
+def _counters(meters: Mapping[str, Callable[[], float]]) -> dict[str, float]:
+    """CPU seconds so far of each server and of vegeta (reaped children), idle seconds, time."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open("/proc/stat") as stat:
         idle_ticks = int(stat.readline().split()[4])
-    return (
-        meter() if meter is not None else 0.0,
-        children.ru_utime + children.ru_stime,
-        idle_ticks / os.sysconf("SC_CLK_TCK"),
-        time.monotonic(),
-    )
-
-
-def _cost(start: tuple, end: tuple, requests: int) -> dict:
-    """What one window's requests cost: CPU us per request, and the machine's idle share."""
-    tracker, vegeta, idle, wall = (b - a for a, b in zip(start, end, strict=True))
     return {
-        "tracker_cpu_us": round(tracker / max(requests, 1) * 1e6),
-        "vegeta_cpu_us": round(vegeta / max(requests, 1) * 1e6),
+        **{name: meter() for name, meter in meters.items()},
+        "vegeta": children.ru_utime + children.ru_stime,
+        "_idle": idle_ticks / os.sysconf("SC_CLK_TCK"),
+        "_wall": time.monotonic(),
+    }
+
+
+def _cost(start: dict[str, float], end: dict[str, float], requests: int) -> dict:
+    """What one window's requests cost: CPU us per request of each, the machine's idle share."""
+    spent = {name: end[name] - start[name] for name in start}
+    idle, wall = spent.pop("_idle"), spent.pop("_wall")
+    return {
+        "cpu_us": {name: round(cpu / max(requests, 1) * 1e6) for name, cpu in spent.items()},
         "idle_share": round(idle / (wall * (os.cpu_count() or 1)), 3),
     }
 
@@ -211,12 +212,12 @@ def lines(figures: dict) -> list[str]:
     if all("cost" in s for s in figures["shapes"]):
         out += [
             "",
-            "What each window's requests cost: CPU per request (good and bad) of the tracker "
-            "and of the load tool, and the share of both cores left idle. vegeta does the same "
-            "work per request in every window: when its cost rises with the tracker's, the "
-            "host was slower in that window.",
+            "What each window's requests cost: CPU per request (good and bad) of the tracker, "
+            "of the load tool and of the broker, and the share of both cores left idle. The "
+            "broker and vegeta do nearly the same work per request in every window: when their "
+            "cost rises with the tracker's, the host was slower in that window.",
             "",
-            *_table(figures, "tracker / vegeta us per request, idle", _cost_cell),
+            *_table(figures, "tracker / vegeta / Kafka us per request, idle", _cost_cell),
         ]
     return out
 
@@ -241,5 +242,6 @@ def _latency_cell(shape: dict) -> str:
 
 
 def _cost_cell(shape: dict) -> str:
-    cost = shape["cost"]
-    return f"{cost['tracker_cpu_us']} / {cost['vegeta_cpu_us']}, {cost['idle_share']:.0%}"
+    cpu = shape["cost"]["cpu_us"]
+    spent = " / ".join(str(cpu.get(name, "-")) for name in ("tracker", "vegeta", "kafka"))
+    return f"{spent}, {shape['cost']['idle_share']:.0%}"

@@ -378,7 +378,10 @@ def test_the_flood_phase_judges_every_shape_and_shows_the_worst_good_p99():
             "connections": cap,
             "good": flood_run({"200": 3000}, p99=cap / 8),
             "bad": flood_run({"400": 29000, "404": 1000}),
-            "cost": {"tracker_cpu_us": 200 + cap, "vegeta_cpu_us": 180, "idle_share": 0.3},
+            "cost": {
+                "cpu_us": {"tracker": 200 + cap, "vegeta": 180, "kafka": 9},
+                "idle_share": 0.3,
+            },
         }
         for cap in floods.CONNECTIONS
         for kind in floods.BAD_KINDS
@@ -397,7 +400,7 @@ def test_the_flood_phase_judges_every_shape_and_shows_the_worst_good_p99():
     text = "\n".join(floods.lines(figures))
     assert "Worst good p99 under a flood: 64.00 ms (max 192.0 ms)" in text
     assert "| macro | 2.00 / 6, 3,000 | 8.00 / 24, 3,000 | 64.00 / 192, 3,000 |" in text
-    assert "| macro | 216 / 180, 30% | 264 / 180, 30% | 712 / 180, 30% |" in text
+    assert "| macro | 216 / 180 / 9, 30% | 264 / 180 / 9, 30% | 712 / 180 / 9, 30% |" in text
     shapes[0]["good"] = flood_run({"200": 2990, "503": 10})
     shapes[1]["bad"] = flood_run({"0": 5, "400": 100}, errors=5)
     found = floods.problems(figures)
@@ -450,19 +453,22 @@ def test_the_latency_chart_shows_every_window_and_a_single_rate_reads_plainly(tm
     assert [p.name for p in charts.draw(results, tmp_path)] == ["throughput.png", "latency.png"]
 
 
-def test_a_flood_window_costs_what_the_tracker_and_the_load_tool_spent_per_request():
-    start = floods._counters(lambda: 1.0)
+def test_a_flood_window_costs_what_each_server_and_the_load_tool_spent_per_request():
+    tracker = iter([1.0, 1.5])
+    start = floods._counters({"tracker": lambda: next(tracker)})
     # A child process that burns CPU and is reaped counts as the load tool, as vegeta does.
     subprocess.run([sys.executable, "-c", "sum(range(3 * 10**6))"], check=True)
-    end = floods._counters(lambda: 1.5)
-    cost = floods._cost(start, end, 1000)
-    assert cost["tracker_cpu_us"] == 500
-    assert cost["vegeta_cpu_us"] > 0
+    cost = floods._cost(start, floods._counters({"tracker": lambda: next(tracker)}), 1000)
+    assert cost["cpu_us"]["tracker"] == 500
+    assert cost["cpu_us"]["vegeta"] > 0
     assert 0.0 <= cost["idle_share"] <= 1.0
-    # Made up of differences: two seconds of which the machine was idle for one.
-    cores = os.cpu_count()
-    half = floods._cost((0.0, 0.0, 0.0, 0.0), (0.2, 0.1, cores * 1.0, 2.0), 1000)
-    assert half == {"tracker_cpu_us": 200, "vegeta_cpu_us": 100, "idle_share": 0.5}
+    # Two seconds in which the machine was idle for one, on every core.
+    start = {"tracker": 0.0, "vegeta": 0.0, "_idle": 0.0, "_wall": 0.0}
+    end = {"tracker": 0.2, "vegeta": 0.1, "_idle": os.cpu_count() * 1.0, "_wall": 2.0}
+    assert floods._cost(start, end, 1000) == {
+        "cpu_us": {"tracker": 200, "vegeta": 100},
+        "idle_share": 0.5,
+    }
 
 
 def test_a_flood_answer_is_a_status_and_no_status_is_a_request_without_an_answer():
