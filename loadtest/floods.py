@@ -11,13 +11,13 @@ reports every window's good p99 and max, the worst, and the share of good
 requests answered 200. ``loadtest/flood.py`` (the integration test's own
 generator) is unchanged.
 
-Each window also records what its requests cost: the tracker's CPU per
-request (good and bad), the load tool's (every vegeta the window ran, reaped
-children), and the share of the machine left idle. vegeta does the same work
-per request whatever the tracker answers, so when its cost per request rises
-with the tracker's, the host itself was slower in that window (a noisy
-neighbour takes cycles a guest is never told about); when only the tracker's
-rises, the tracker did more.
+Each window also records what its requests cost: the CPU per request (good
+and bad) of the tracker, of the broker and of the load tool (every vegeta the
+window ran, reaped children), and the share of the machine left idle. The
+broker and vegeta do nearly the same work per request whatever the tracker
+answers, so when their cost per request rises with the tracker's, the host
+itself was slower in that window (a noisy neighbour takes cycles a guest is
+never told about); when only the tracker's rises, the tracker did more.
 """
 
 from __future__ import annotations
