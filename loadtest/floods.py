@@ -151,26 +151,24 @@ def phase(
     }
 
 
-def _counters(meters: Mapping[str, Callable[[], float]]) -> dict[str, float]:
-    """CPU seconds so far of each server and of vegeta (reaped children), idle seconds, time."""
+def _counters(meters: Mapping[str, Callable[[], float]]) -> tuple[dict[str, float], float, float]:
+    """CPU seconds so far of each server and of vegeta (reaped children); idle seconds; the time."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {name: meter() for name, meter in meters.items()}
+    cpu["vegeta"] = children.ru_utime + children.ru_stime
     with open("/proc/stat") as stat:
-        idle_ticks = int(stat.readline().split()[4])
-    return {
-        **{name: meter() for name, meter in meters.items()},
-        "vegeta": children.ru_utime + children.ru_stime,
-        "_idle": idle_ticks / os.sysconf("SC_CLK_TCK"),
-        "_wall": time.monotonic(),
-    }
+        idle = int(stat.readline().split()[4]) / os.sysconf("SC_CLK_TCK")
+    return cpu, idle, time.monotonic()
 
 
-def _cost(start: dict[str, float], end: dict[str, float], requests: int) -> dict:
+def _cost(start: tuple, end: tuple, requests: int) -> dict:
     """What one window's requests cost: CPU us per request of each, the machine's idle share."""
-    spent = {name: end[name] - start[name] for name in start}
-    idle, wall = spent.pop("_idle"), spent.pop("_wall")
+    (cpu0, idle0, wall0), (cpu1, idle1, wall1) = start, end
     return {
-        "cpu_us": {name: round(cpu / max(requests, 1) * 1e6) for name, cpu in spent.items()},
-        "idle_share": round(idle / (wall * (os.cpu_count() or 1)), 3),
+        "cpu_us": {
+            name: round((cpu1[name] - cpu0[name]) / max(requests, 1) * 1e6) for name in cpu0
+        },
+        "idle_share": round((idle1 - idle0) / ((wall1 - wall0) * (os.cpu_count() or 1)), 3),
     }
 
 

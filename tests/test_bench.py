@@ -463,8 +463,8 @@ def test_a_flood_window_costs_what_each_server_and_the_load_tool_spent_per_reque
     assert cost["cpu_us"]["vegeta"] > 0
     assert 0.0 <= cost["idle_share"] <= 1.0
     # Two seconds in which the machine was idle for one, on every core.
-    start = {"tracker": 0.0, "vegeta": 0.0, "_idle": 0.0, "_wall": 0.0}
-    end = {"tracker": 0.2, "vegeta": 0.1, "_idle": os.cpu_count() * 1.0, "_wall": 2.0}
+    start = ({"tracker": 0.0, "vegeta": 0.0}, 0.0, 0.0)
+    end = ({"tracker": 0.2, "vegeta": 0.1}, os.cpu_count() * 1.0, 2.0)
     assert floods._cost(start, end, 1000) == {
         "cpu_us": {"tracker": 200, "vegeta": 100},
         "idle_share": 0.5,
