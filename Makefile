@@ -14,10 +14,11 @@ export TRACKER_BIND ?= 127.0.0.1:8080
 # greenlet>=3 works with it, so meinheld goes in with --no-deps after greenlet, built
 # from source with a Server header that names no server and a patch for its own
 # refusals (clear 4xx, lingering close, no reset), an immediate 100 Continue and a
-# bound on the requests per keep-alive connection (scripts/meinheld.sh).
+# bound on the requests per keep-alive connection, and a cache of the frame-stack
+# blocks each request's greenlet would map and unmap (scripts/meinheld.sh).
 $(INSTALLED): setup.cfg setup.py pyproject.toml constraints.txt scripts/meinheld.sh \
 		scripts/meinheld/lingering-close.patch scripts/meinheld/expect-continue.patch \
-		scripts/meinheld/keepalive-requests.patch
+		scripts/meinheld/keepalive-requests.patch scripts/meinheld/stack-chunk-cache.patch
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
