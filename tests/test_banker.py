@@ -16,7 +16,14 @@ from tracker.process import cli
 
 pytestmark = pytest.mark.redis
 
-DAY = time.strftime("%Y-%m-%d", time.gmtime())
+
+def today() -> str:
+    """The UTC day the banker books a notice sent now under.
+
+    Read when a test needs it, never once at import: a suite that runs across
+    midnight UTC would otherwise look for the spend under the day before.
+    """
+    return time.strftime("%Y-%m-%d", time.gmtime())
 
 
 def banker(redis_node, tmp_path, **overrides) -> BankerCollector:
@@ -68,7 +75,7 @@ def test_spend_is_summed_per_campaign_and_line_item_once_per_notice(redis_node, 
         "li1": {"spend_micros": 1500, "events": 1, "late_events": 0, "late_micros": 0},
         "li2": {"spend_micros": 2500, "events": 1, "late_events": 0, "late_micros": 0},
     }
-    assert report(collector, "c1", DAY)["spend_micros"] == 4000
+    assert report(collector, "c1", today())["spend_micros"] == 4000
     assert report(collector, "c2")["spend_micros"] == 7
     collector.collect(first)  # a duplicate in a later flush is refused by Redis
     assert report(collector, "c1")["events"] == 2
@@ -98,7 +105,7 @@ def test_other_currency_is_refused_not_added(redis_node, tmp_path):
 def test_crossing_a_cap_marks_the_campaign_exhausted_within_one_flush(redis_node, tmp_path):
     collector = banker(redis_node, tmp_path, flush_interval=0.05)
     ledger = collector._ledger()
-    ledger.set_budget("c1", daily=None, total=5000, day=DAY)
+    ledger.set_budget("c1", daily=None, total=5000, day=today())
     client = ledger.client
     exhausted = ledger.keys.exhausted
     collector.collect(notice(spend=4000))
@@ -112,10 +119,10 @@ def test_crossing_a_cap_marks_the_campaign_exhausted_within_one_flush(redis_node
     c1 = report(collector, "c1")
     assert (c1["spend_micros"], c1["overspend_micros"], c1["exhausted"]) == (7000, 2000, True)
     # Raising the cap re-opens the campaign; lowering a daily cap marks the day.
-    after = ledger.set_budget("c1", daily=6000, total=10_000, day=DAY)
+    after = ledger.set_budget("c1", daily=6000, total=10_000, day=today())
     assert not client.sismember(exhausted, "c1")
     assert after["exhausted"] and after["overspend_micros"] == 1000
-    assert client.sismember(ledger.keys.exhausted_day(DAY), "c1")
+    assert client.sismember(ledger.keys.exhausted_day(today()), "c1")
     collector.close(1.0)
 
 
@@ -203,7 +210,7 @@ def test_spend_command_prints_the_ledger(redis_node, tmp_path, capsys):
     argv = ["banker", "set-budget", "--config", str(config), "--campaign", "c1"]
     assert cli.main([*argv, "--total-micros", "1000"]) == 0
     assert json.loads(capsys.readouterr().out)["c1"]["budget"] == {"total_micros": 1000}
-    assert cli.main(["banker", "spend", "--config", str(config), "--day", DAY]) == 0
+    assert cli.main(["banker", "spend", "--config", str(config), "--day", today()]) == 0
     assert json.loads(capsys.readouterr().out)["c1"]["spend_micros"] == 1200
     with pytest.raises(SystemExit):
         cli.main(["banker", "spend", "--config", str(config), "--day", "2026-13-01"])

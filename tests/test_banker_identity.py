@@ -11,7 +11,7 @@ from collectors.banker.collector import BankerCollector
 from collectors.banker.entries import Entries
 from collectors.banker.ledger import Entry
 from collectors.banker.options import BankerOptions
-from tests.test_banker import DAY, banker, notice, report
+from tests.test_banker import banker, notice, report, today
 from tracker.event import Event
 from tracker.plugins import Refused
 
@@ -36,7 +36,7 @@ def test_one_id_is_spent_once_across_campaigns_and_flagged_in_the_other(redis_no
 def test_a_flush_that_died_between_claim_and_spend_is_finished_once(redis_node, tmp_path):
     collector = banker(redis_node, tmp_path)
     ledger = collector._ledger()
-    entry = Entry("e2", "c1", "", "USD", 70, False, DAY)
+    entry = Entry("e2", "c1", "", "USD", 70, False, today())
     from collectors.banker.claims import claim
 
     assert claim(ledger.client, ledger.keys, [("c1", [entry])], 60, 60) == [[0]]
@@ -51,13 +51,13 @@ def test_an_id_spent_before_the_upgrade_is_not_spent_again(redis_node, tmp_path)
     ledger = collector._ledger()
     # What the previous release left: the per-campaign id key, no claim.
     ledger.client.set(f"{ledger.keys.base('c1')}:id:old", "1")
-    assert ledger.apply("c1", [Entry("old", "c1", "", "USD", 5, False, DAY)]).duplicates == 1
+    assert ledger.apply("c1", [Entry("old", "c1", "", "USD", 5, False, today())]).duplicates == 1
     collector.close(1.0)
 
 
 def test_an_old_spool_record_still_loads():
-    old = json.loads(json.dumps(["e", "c1", "", "USD", 5, False, DAY]))
-    assert Entry(*old) == Entry("e", "c1", "", "USD", 5, False, DAY, "", "")
+    old = json.loads(json.dumps(["e", "c1", "", "USD", 5, False, today()]))
+    assert Entry(*old) == Entry("e", "c1", "", "USD", 5, False, today(), "", "")
 
 
 def test_a_token_is_spent_once_under_its_auction(redis_node, tmp_path):
@@ -79,11 +79,11 @@ def test_currency_comes_from_config_and_set_budget_never_from_a_notice(redis_nod
     assert (c1["spend_micros"], c1["currency"]) == (10, "EUR")
     assert c1["flagged"] == {**FLAGS_NONE, "currency_refused_events": 1}
     ledger = collector._ledger()
-    assert ledger.set_budget("c2", None, None, DAY, "USD")["currency"] == "USD"
+    assert ledger.set_budget("c2", None, None, today(), "USD")["currency"] == "USD"
     collector.collect(notice("c2", spend=30, currency="USD"))
     assert report(collector, "c2")["spend_micros"] == 30
     with pytest.raises(ValueError, match="has spend in EUR"):
-        ledger.set_budget("c1", None, None, DAY, "USD")
+        ledger.set_budget("c1", None, None, today(), "USD")
     collector.close(1.0)
 
 
@@ -97,7 +97,7 @@ class NoRedis:
 def test_admit_refuses_what_the_ledger_would_not_spend_without_a_round_trip(redis_node, tmp_path):
     collector = banker(redis_node, tmp_path)
     ledger = collector._ledger()
-    ledger.set_budget("gbp", None, None, DAY, "GBP")
+    ledger.set_budget("gbp", None, None, today(), "GBP")
     collector.tidy()  # what the outbox's thread does once a second
     real, ledger.client = ledger.client, NoRedis()
     with pytest.raises(Refused) as refused:
@@ -123,7 +123,7 @@ def test_a_currency_set_later_reaches_admission_on_the_next_refresh(redis_node, 
     collector = banker(redis_node, tmp_path)
     with pytest.raises(Refused):
         collector.admit(notice("later", currency="JPY"), None)
-    collector._ledger().set_budget("later", None, None, DAY, "JPY")
+    collector._ledger().set_budget("later", None, None, today(), "JPY")
     collector.tidy()
     collector.admit(notice("later", currency="JPY"), None)
     with pytest.raises(Refused):
