@@ -305,15 +305,21 @@ def test_bad_messages_go_to_dead_letters_and_block_nothing(server_factory, tmp_p
 
 
 def history(server) -> int:
-    """Produce six days of earlier events straight into the topics; return the impressions."""
+    """Produce five earlier days of events straight into the topics; return the impressions.
+
+    Each day's events fall within an hour of that UTC day's noon, and the oldest day is
+    five days back, one inside the report's default window (today and the six days
+    before it): a run that crosses midnight UTC still finds every one of them.
+    """
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": server.env["TRACKER_KAFKA_BOOTSTRAP"]})
-    rng, now, shown = random.Random(6), time.time(), 0
-    for day in range(6, 0, -1):
+    rng, shown = random.Random(6), 0
+    noon = time.time() // 86_400 * 86_400 + 43_200
+    for day in range(5, 0, -1):
         for n, campaign in enumerate(CAMPAIGNS):
             for _ in range(20 + 12 * ((day + n) % 4) + rng.randint(0, 9)):
-                at = now - day * 86_400 + rng.uniform(-3600, 3600)
+                at = noon - day * 86_400 + rng.uniform(-3600, 3600)
                 dims = {"campaign_id": campaign, "is_bot": False}
                 kinds = [("impression", {"impressions": 1})]
                 if rng.random() < 0.25:
