@@ -56,8 +56,8 @@ def test_an_id_spent_before_the_upgrade_is_not_spent_again(redis_node, tmp_path)
 
 
 def test_an_old_spool_record_still_loads():
-    old = json.loads(json.dumps(["e", "c1", "", "USD", 5, False, today()]))
-    assert Entry(*old) == Entry("e", "c1", "", "USD", 5, False, today(), "", "")
+    old = json.loads(json.dumps(["e", "c1", "", "USD", 5, False, "2026-12-06"]))
+    assert Entry(*old) == Entry("e", "c1", "", "USD", 5, False, "2026-12-06", "", "")
 
 
 def test_a_token_is_spent_once_under_its_auction(redis_node, tmp_path):
